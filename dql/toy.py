@@ -1,0 +1,206 @@
+"""The paper's 2D bandit: four action modes, one of them best; BC keeps all, QL picks one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dql.agent import DiffusionQL
+from dql.config import DQLConfig
+from dql.replay import DeviceReplay, Transitions
+from dql.trainer import Trainer
+
+# name -> (centre, mean reward); rewards are drawn with std 0.5 around the mean.
+MODES: dict[str, tuple[tuple[float, float], float]] = {
+    "up_left": ((-0.8, 0.8), 3.0),
+    "down_left": ((-0.8, -0.8), 0.0),
+    "up_right": ((0.8, 0.8), 1.5),
+    "down_right": ((0.8, -0.8), 5.0),
+}
+STATE_DIM = 2  # the state is constant (zero)
+MODE_STD, REWARD_STD, SHARE_RADIUS = 0.05, 0.5, 0.2
+
+
+def bandit_dataset(num_samples: int = 10_000, seed: int = 0) -> Transitions:
+    """Equal numbers of actions around each mode, clipped to [-1, 1]; every step terminal."""
+    rng = np.random.default_rng(seed)
+    per_mode = num_samples // len(MODES)
+    actions, rewards = [], []
+    for centre, mean_reward in MODES.values():
+        actions.append(rng.normal(centre, MODE_STD, size=(per_mode, 2)))
+        rewards.append(rng.normal(mean_reward, REWARD_STD, size=per_mode))
+    n = per_mode * len(MODES)
+    states = np.zeros((n, STATE_DIM), dtype=np.float32)
+    return Transitions(
+        observations=states,
+        actions=np.clip(np.concatenate(actions), -1, 1).astype(np.float32),
+        next_observations=states.copy(),
+        rewards=np.concatenate(rewards).astype(np.float32),
+        # One-step problem: terminal everywhere, so the critic regresses on the reward itself.
+        terminals=np.ones(n, dtype=np.float32),
+    )
+
+
+def bandit_config(eta: float, steps: int, seed: int = 0, **overrides) -> DQLConfig:
+    """The released toy settings (T = 50, vp, width 128) with a budget of ``steps`` steps."""
+    steps_per_epoch = min(steps, 100)
+    values = dict(
+        T=50,
+        hidden_dim=128,
+        eta=eta,
+        num_epochs=max(1, steps // steps_per_epoch),
+        steps_per_epoch=steps_per_epoch,
+        batch_size=100,
+        seed=seed,
+        discount=0.0,  # one-step problem: the critic regresses on the reward itself
+        lr_schedule="constant",
+    )
+    return DQLConfig(**{**values, **overrides})
+
+
+def mode_shares(actions: np.ndarray, radius: float = SHARE_RADIUS) -> dict[str, float]:
+    """Fraction of actions within ``radius`` (Euclidean) of each mode's centre."""
+    actions = np.asarray(actions)
+    return {
+        name: float(np.mean(np.linalg.norm(actions - np.asarray(centre), axis=1) <= radius))
+        for name, (centre, _) in MODES.items()
+    }
+
+
+@dataclass
+class BanditResult:
+    name: str
+    config: DQLConfig
+    actions: np.ndarray  # sampled from the trained policy
+    shares: dict[str, float]
+
+
+def train_bandit_policy(
+    name: str, config: DQLConfig, data: Transitions, num_samples: int = 1000, progress=None
+) -> BanditResult:
+    agent = DiffusionQL(config, STATE_DIM, 2)
+    for metrics in Trainer(agent, DeviceReplay(data)).epochs():
+        if progress is not None:
+            progress(name, metrics)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    states = torch.zeros(num_samples, STATE_DIM)
+    actions = agent.act(states, rule="sample", generator=generator).numpy()
+    return BanditResult(name, config, actions, mode_shares(actions))
+
+
+@dataclass(frozen=True)
+class ToyBudget:
+    """How much training the toy gets. Released code: T = 50, eta = 2.5, 100k steps each."""
+
+    bc_steps: int = 2000
+    ql_steps: int = 2000
+    eta: float = 2.5
+    T: int = 50
+    batch_size: int = 100
+    lr: float = 1e-3
+
+    def config(self, name: str, seed: int) -> DQLConfig:
+        eta = 0.0 if name == "diffusion_bc" else self.eta
+        steps = self.bc_steps if name == "diffusion_bc" else self.ql_steps
+        return bandit_config(
+            eta,
+            steps,
+            seed=seed,
+            T=self.T,
+            batch_size=self.batch_size,
+            actor_lr=self.lr,
+            critic_lr=self.lr,
+        )
+
+
+def run_toy(
+    out_dir: str | Path,
+    budget: ToyBudget | None = None,
+    seed: int = 0,
+    num_samples: int = 1000,
+    show_progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Train both policies, write toy.png, summary.json and run.json; return the shares."""
+    from tqdm import tqdm
+
+    from dql.provenance import provenance
+
+    budget = budget or ToyBudget()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = bandit_dataset(seed=seed)
+    results = []
+    for name in ("diffusion_bc", "diffusion_ql"):
+        config = budget.config(name, seed)
+        bar = tqdm(total=config.total_steps, desc=name, unit="step", disable=not show_progress)
+
+        def progress(_name, metrics, bar=bar):
+            bar.update(metrics.step - bar.n)
+            bar.set_postfix(bc_loss=f"{metrics.bc_loss:.3f}", q_loss=f"{metrics.q_loss:.2f}")
+
+        results.append(train_bandit_policy(name, config, data, num_samples, progress))
+        bar.close()
+
+    summary = {r.name: r.shares for r in results}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "run.json").write_text(
+        json.dumps(
+            provenance(
+                experiment="2D bandit (Wang, Hunt & Zhou 2023)",
+                seed=seed,
+                num_samples=num_samples,
+                share_radius=SHARE_RADIUS,
+                configs={r.name: r.config.to_dict() for r in results},
+                quirks={r.name: r.config.quirks() for r in results},
+                shares=summary,
+            ),
+            indent=2,
+        )
+        + "\n"
+    )
+    plot_bandit(data, results, out / "toy.png")
+    for r in results:
+        shares = ", ".join(f"{mode} {share:.1%}" for mode, share in r.shares.items())
+        print(f"{r.name}: {shares}")
+    print(f"wrote {out / 'toy.png'}, {out / 'summary.json'} and {out / 'run.json'}")
+    return summary
+
+
+def plot_bandit(data: Transitions, results: list[BanditResult], path: Path) -> None:
+    """Data (coloured by mode reward) beside the actions each trained policy samples."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 1 + len(results), figsize=(4.2 * (1 + len(results)), 4.4))
+    shown = np.random.default_rng(0).choice(len(data), size=min(1000, len(data)), replace=False)
+    for _name, (centre, mean_reward) in MODES.items():
+        near = np.linalg.norm(data.actions[shown] - np.asarray(centre), axis=1) < 0.5
+        axes[0].scatter(
+            *data.actions[shown][near].T, s=6, alpha=0.5, label=f"r ~ N({mean_reward:g}, 0.5)"
+        )
+    axes[0].set_title("data (reward by mode)")
+    axes[0].legend(loc="center", fontsize=8)
+    titles = {"diffusion_bc": "Diffusion BC", "diffusion_ql": "Diffusion-QL"}
+    for ax, result in zip(axes[1:], results, strict=True):
+        ax.scatter(*result.actions.T, s=6, alpha=0.4, color="#d62728")
+        best = max(result.shares, key=result.shares.get)
+        ax.set_title(
+            f"{titles.get(result.name, result.name)} (eta={result.config.eta:g})\n"
+            f"{result.shares[best]:.0%} of samples in {best}",
+            fontsize=10,
+        )
+    for ax in axes:
+        ax.set_xlim(-1.1, 1.1)
+        ax.set_ylim(-1.1, 1.1)
+        ax.set_aspect("equal")
+        ax.set_xlabel("action x")
+        ax.set_ylabel("action y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,1 @@
+"""Ray Tune + Optuna sweeps over Diffusion-QL (built in the sweeps issue)."""

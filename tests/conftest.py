@@ -1,0 +1,30 @@
+"""Tiny Diffusion-QL set-ups shared by the tests."""
+
+import numpy as np
+import pytest
+
+from dql.config import DQLConfig
+from dql.replay import Transitions
+
+
+def random_transitions(n: int = 512, obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
+    """Random transitions with a reward that depends on the action, some terminals."""
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (n, act_dim)).astype(np.float32)
+    return Transitions(
+        observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        actions=actions,
+        next_observations=rng.normal(size=(n, obs_dim)).astype(np.float32),
+        rewards=(actions[:, 0] - actions[:, 1] ** 2).astype(np.float32),
+        terminals=(rng.random(n) < 0.05).astype(np.float32),
+    )
+
+
+def tiny_config(**overrides) -> DQLConfig:
+    values = dict(T=3, hidden_dim=16, batch_size=32, steps_per_epoch=10, num_epochs=4, eval_every=2)
+    return DQLConfig(**{**values, **overrides})
+
+
+@pytest.fixture
+def transitions():
+    return random_transitions()

@@ -1,0 +1,67 @@
+"""The paper's 2D bandit through the real command line, on a small budget."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dql.toy import MODES, bandit_dataset, mode_shares
+
+
+def test_bandit_data_has_four_equal_modes_with_their_rewards():
+    data = bandit_dataset(num_samples=4000, seed=1)
+    shares = mode_shares(data.actions)
+    assert all(abs(share - 0.25) < 0.01 for share in shares.values())
+    for name, (centre, mean_reward) in MODES.items():
+        near = np.linalg.norm(data.actions - np.asarray(centre), axis=1) < 0.3
+        assert abs(data.rewards[near].mean() - mean_reward) < 0.05, name
+    assert data.actions.min() >= -1 and data.actions.max() <= 1
+
+
+def test_toy_command_writes_plot_and_shares_bc_keeps_all_modes_ql_prefers_the_best(tmp_path):
+    out = tmp_path / "toy"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dql",
+            "toy",
+            "--out",
+            str(out),
+            "--bc-steps",
+            "2000",
+            "--ql-steps",
+            "300",
+            "--no-progress",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"diffusion_bc", "diffusion_ql"}
+    assert all(set(shares) == set(MODES) for shares in summary.values())
+    assert "diffusion_bc: up_left" in completed.stdout
+    assert (out / "toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    run = json.loads((out / "run.json").read_text())
+    assert run["configs"]["diffusion_ql"]["eta"] == 2.5 and "torch" in run["versions"]
+
+    # Diffusion behaviour cloning reproduces all four modes of the data.
+    assert min(summary["diffusion_bc"].values()) >= 0.12, summary
+    # Diffusion-QL moves toward the highest-reward mode (down-right, mean reward 5).
+    ql = summary["diffusion_ql"]
+    assert max(ql, key=ql.get) == "down_right", summary
+    bc_elsewhere = 1 - summary["diffusion_bc"]["down_right"]
+    assert ql["up_left"] + ql["down_left"] + ql["up_right"] < bc_elsewhere / 4, summary
+
+
+def test_toy_refuses_impossible_budget(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "dql", "toy", "--out", str(tmp_path), "--T", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode != 0
+    assert "T=0" in completed.stderr and not (Path(tmp_path) / "summary.json").exists()

@@ -1,0 +1,55 @@
+"""Learning-rate schedules, the EMA schedule, Polyak averaging and gradient clipping."""
+
+import math
+
+import pytest
+import torch
+
+from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
+
+
+def test_released_cosine_in_effect_never_decays():
+    # 2000 epochs of 1000 steps, evaluated (and the scheduler stepped) every 50 epochs.
+    args = dict(num_epochs=2000, steps_per_epoch=1000, eval_every=50)
+    assert lr_factor("released_cosine", 0, **args) == 1.0
+    assert lr_factor("released_cosine", 49_999, **args) == 1.0
+    last = lr_factor("released_cosine", 2_000_000 - 1, **args)  # 39 scheduler steps
+    assert last == pytest.approx(0.5 * (1 + math.cos(math.pi * 39 / 2000)))
+    assert last > 0.998
+
+
+def test_true_cosine_decays_per_step_to_zero():
+    args = dict(num_epochs=10, steps_per_epoch=100, eval_every=5)
+    assert lr_factor("cosine", 0, **args) == 1.0
+    assert lr_factor("cosine", 500, **args) == pytest.approx(0.5)
+    assert lr_factor("cosine", 1, **args) < 1.0
+    assert lr_factor("cosine", 1000, **args) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor("constant", 999, **args) == 1.0
+
+
+def test_released_ema_schedule_never_touches_the_copy_before_step_1000():
+    actions = [ema_action(s, 1000, 5, "released") for s in range(0, 1011)]
+    assert set(actions[:1000]) == {"skip"}
+    assert [s for s in range(1000, 1011) if actions[s] == "average"] == [1000, 1005, 1010]
+
+
+def test_synced_ema_schedule_copies_the_actor_every_5_steps_before_1000():
+    actions = {s: ema_action(s, 1000, 5, "synced") for s in range(0, 1011)}
+    assert [s for s, a in actions.items() if a == "sync"] == list(range(0, 1000, 5))
+    assert [s for s, a in actions.items() if a == "average"] == [1000, 1005, 1010]
+
+
+def test_polyak_moves_the_target_by_rate():
+    target, source = [torch.tensor([1.0, 2.0])], [torch.tensor([3.0, 6.0])]
+    polyak_(target, source, 0.25)
+    torch.testing.assert_close(target[0], torch.tensor([1.5, 3.0]))
+
+
+def test_grad_clipping_returns_the_norm_before_clipping():
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.grad = torch.tensor([3.0, 4.0])
+    assert clip_grad_norm([p], 1.0).item() == pytest.approx(5.0)
+    torch.testing.assert_close(p.grad, torch.tensor([0.6, 0.8]), atol=1e-6, rtol=0)
+    p.grad = torch.tensor([3.0, 4.0])
+    assert clip_grad_norm([p], 0.0).item() == pytest.approx(5.0)  # 0 disables clipping
+    torch.testing.assert_close(p.grad, torch.tensor([3.0, 4.0]))
