@@ -189,13 +189,18 @@ def plot_bandit(data: Transitions, results: list[BanditResult], path: Path) -> N
     titles = {"diffusion_bc": "Diffusion BC", "diffusion_ql": "Diffusion-QL"}
     for ax, result in zip(axes[1:], results, strict=True):
         ax.scatter(*result.actions.T, s=6, alpha=0.4, color="#d62728")
-        best = max(result.shares, key=result.shares.get)
+        in_modes = sum(result.shares.values())
         ax.set_title(
             f"{titles.get(result.name, result.name)} (eta={result.config.eta:g})\n"
-            f"{result.shares[best]:.0%} of samples in {best}",
+            f"{in_modes:.0%} within {SHARE_RADIUS} of a mode, "
+            f"{result.shares['down_right']:.0%} of the best (down_right)",
             fontsize=10,
         )
     for ax in axes:
+        for centre, _ in MODES.values():  # the radius the printed shares count within
+            ax.add_patch(
+                plt.Circle(centre, SHARE_RADIUS, fill=False, ls="--", lw=0.8, color="grey")
+            )
         ax.set_xlim(-1.1, 1.1)
         ax.set_ylim(-1.1, 1.1)
         ax.set_aspect("equal")

@@ -19,8 +19,8 @@ from dql.trainer import Trainer
 # mid-run, a per-step cosine schedule, clipping, and the critic's own learning rate.
 CONFIG = dict(
     T=3,
-    hidden_dim=32,
-    batch_size=64,
+    hidden_dim=16,
+    batch_size=32,
     steps_per_epoch=250,
     num_epochs=8,
     eval_every=2,
