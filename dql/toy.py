@@ -57,6 +57,7 @@ def bandit_config(eta: float, steps: int, seed: int = 0, **overrides) -> DQLConf
         batch_size=100,
         seed=seed,
         discount=0.0,  # one-step problem: the critic regresses on the reward itself
+        grad_norm=0.0,  # the released toy does not clip gradients
         lr_schedule="constant",
     )
     return DQLConfig(**{**values, **overrides})
@@ -67,6 +68,15 @@ def mode_shares(actions: np.ndarray, radius: float = SHARE_RADIUS) -> dict[str, 
     actions = np.asarray(actions)
     return {
         name: float(np.mean(np.linalg.norm(actions - np.asarray(centre), axis=1) <= radius))
+        for name, (centre, _) in MODES.items()
+    }
+
+
+def quadrant_shares(actions: np.ndarray) -> dict[str, float]:
+    """Fraction of actions in each mode's quadrant: where the mass went, however sharp."""
+    actions = np.asarray(actions)
+    return {
+        name: float(np.mean(np.all(np.sign(actions) == np.sign(centre), axis=1)))
         for name, (centre, _) in MODES.items()
     }
 
@@ -94,7 +104,14 @@ def train_bandit_policy(
 
 @dataclass(frozen=True)
 class ToyBudget:
-    """How much training the toy gets. Released code: T = 50, eta = 2.5, 100k steps each."""
+    """How much training the toy gets.
+
+    The released toy trains 100k steps at lr 3e-4 (batch 100, T = 50, eta = 2.5, width 128,
+    time embedding 4). Here the budget must fit a few minutes on 2 CPU cores, so each policy
+    gets 2000 steps at lr 1e-3: diffusion BC reaches its four modes between steps 1000 and
+    1500 at that rate and not within the budget at 3e-4. The time embedding keeps the main
+    code's 16 (4 made BC slower to separate the modes in this budget).
+    """
 
     bc_steps: int = 2000
     ql_steps: int = 2000
@@ -157,6 +174,8 @@ def run_toy(
                 configs={r.name: r.config.to_dict() for r in results},
                 quirks={r.name: r.config.quirks() for r in results},
                 shares=summary,
+                quadrant_shares={r.name: quadrant_shares(r.actions) for r in results},
+                mean_action={r.name: r.actions.mean(axis=0).tolist() for r in results},
             ),
             indent=2,
         )
@@ -192,8 +211,7 @@ def plot_bandit(data: Transitions, results: list[BanditResult], path: Path) -> N
         in_modes = sum(result.shares.values())
         ax.set_title(
             f"{titles.get(result.name, result.name)} (eta={result.config.eta:g})\n"
-            f"{in_modes:.0%} within {SHARE_RADIUS} of a mode, "
-            f"{result.shares['down_right']:.0%} of the best (down_right)",
+            f"{in_modes:.0%} near a mode, {result.shares['down_right']:.0%} near the best",
             fontsize=10,
         )
     for ax in axes:

@@ -50,11 +50,11 @@ def test_toy_command_writes_plot_and_shares_bc_keeps_all_modes_ql_prefers_the_be
 
     # Diffusion behaviour cloning reproduces all four modes of the data.
     assert min(summary["diffusion_bc"].values()) >= 0.12, summary
-    # Diffusion-QL moves toward the highest-reward mode (down-right, mean reward 5).
-    ql = summary["diffusion_ql"]
-    assert max(ql, key=ql.get) == "down_right", summary
-    bc_elsewhere = 1 - summary["diffusion_bc"]["down_right"]
-    assert ql["up_left"] + ql["down_left"] + ql["up_right"] < bc_elsewhere / 4, summary
+    # Diffusion-QL moves its mass toward the highest-reward mode (down-right, mean reward 5).
+    quadrants = run["quadrant_shares"]
+    assert quadrants["diffusion_ql"]["down_right"] >= 0.5, quadrants
+    assert quadrants["diffusion_ql"]["down_right"] > quadrants["diffusion_bc"]["down_right"] + 0.2
+    assert quadrants["diffusion_ql"]["down_left"] < 0.05, quadrants  # the worst mode is left
 
 
 def test_toy_refuses_impossible_budget(tmp_path):
