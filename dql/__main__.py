@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     toy.add_argument("--ql-steps", type=int, default=defaults.ql_steps)
     toy.add_argument("--eta", type=float, default=defaults.eta, help="Diffusion-QL's eta")
     toy.add_argument("--T", type=int, default=defaults.T, help="diffusion steps")
+    toy.add_argument(
+        "--lr", type=float, default=defaults.lr, help="actor and critic rate (released: 3e-4)"
+    )
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--samples", type=int, default=1000, help="actions sampled per policy")
     toy.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "toy":
         budget = toy_module.ToyBudget(
-            bc_steps=args.bc_steps, ql_steps=args.ql_steps, eta=args.eta, T=args.T
+            bc_steps=args.bc_steps, ql_steps=args.ql_steps, eta=args.eta, T=args.T, lr=args.lr
         )
         toy_module.run_toy(
             args.out,
