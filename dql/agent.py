@@ -70,6 +70,11 @@ class DiffusionQL:
         self.critic_optimizer = torch.optim.Adam(
             self.critic.parameters(), lr=config.effective_critic_lr
         )
+        # Fixed parameter lists, built once: the hot path reuses them every step.
+        self._actor_params = list(self.actor.parameters())
+        self._critic_params = list(self.critic.parameters())
+        self._ema_params = list(self.ema_actor.parameters())
+        self._critic_target_params = list(self.critic_target.parameters())
         self.generator = torch.Generator(self.device).manual_seed(train_seed)
         self.step = 0  # gradient steps taken
 
@@ -88,7 +93,7 @@ class DiffusionQL:
         loss_critic = critic_loss(q1, q2, target_q)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_critic.backward()
-        critic_grad_norm = clip_grad_norm(self.critic.parameters(), cfg.grad_norm)
+        critic_grad_norm = clip_grad_norm(self._critic_params, cfg.grad_norm)
         self.critic_optimizer.step()
 
         # Actor: diffusion BC loss + eta * Q loss normalised by the other head's mean |Q|.
@@ -102,12 +107,12 @@ class DiffusionQL:
             q_loss = torch.zeros((), device=self.device)
         actor_loss = bc_loss + cfg.eta * q_loss
         self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward(inputs=list(self.actor.parameters()))  # critic weights untouched
-        actor_grad_norm = clip_grad_norm(self.actor.parameters(), cfg.grad_norm)
+        actor_loss.backward(inputs=self._actor_params)  # critic weights untouched
+        actor_grad_norm = clip_grad_norm(self._actor_params, cfg.grad_norm)
         self.actor_optimizer.step()
 
         # Targets: Polyak critic every step; EMA actor on its own schedule.
-        polyak_(self.critic_target.parameters(), self.critic.parameters(), cfg.tau)
+        polyak_(self._critic_target_params, self._critic_params, cfg.tau)
         self._step_ema()
         self.step += 1
 
@@ -152,9 +157,9 @@ class DiffusionQL:
         cfg = self.config
         action = ema_action(self.step, cfg.ema_start_step, cfg.ema_every, cfg.ema_warmup)
         if action == "average":
-            polyak_(self.ema_actor.parameters(), self.actor.parameters(), 1.0 - cfg.ema_decay)
+            polyak_(self._ema_params, self._actor_params, 1.0 - cfg.ema_decay)
         elif action == "sync":
-            polyak_(self.ema_actor.parameters(), self.actor.parameters(), 1.0)
+            polyak_(self._ema_params, self._actor_params, 1.0)
 
     @torch.no_grad()
     def act(

@@ -21,6 +21,7 @@ MODES: dict[str, tuple[tuple[float, float], float]] = {
     "up_right": ((0.8, 0.8), 1.5),
     "down_right": ((0.8, -0.8), 5.0),
 }
+BEST_MODE = max(MODES, key=lambda name: MODES[name][1])  # down_right, mean reward 5
 STATE_DIM = 2  # the state is constant (zero)
 MODE_STD, REWARD_STD, SHARE_RADIUS = 0.05, 0.5, 0.2
 
@@ -211,7 +212,7 @@ def plot_bandit(data: Transitions, results: list[BanditResult], path: Path) -> N
         in_modes = sum(result.shares.values())
         ax.set_title(
             f"{titles.get(result.name, result.name)} (eta={result.config.eta:g})\n"
-            f"{in_modes:.0%} near a mode, {result.shares['down_right']:.0%} near the best",
+            f"{in_modes:.0%} near a mode, {result.shares[BEST_MODE]:.0%} near the best",
             fontsize=10,
         )
     for ax in axes:
