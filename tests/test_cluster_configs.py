@@ -1,0 +1,312 @@
+"""The cluster configs in cluster/ and the commands in cluster/README_SECTION.md.
+
+Offline and fast: the launcher YAMLs go through the installed Ray's own config preparation
+(`prepare_config`: defaults filled in from the provider's defaults.yaml, setup commands
+merged, Docker config checked, per-type worker limits set) and schema validation
+(`validate_config`: ray-schema.json plus Ray's own cross-field checks). What `ray up` does after
+that (autodetecting instance resources, creating IAM roles and security groups) needs the
+cloud and is not run here. Every `ray ...` command in the README section is parsed by the
+installed `ray` CLI's click parser without being executed.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+from ray.scripts.scripts import cli
+
+REPO = Path(__file__).resolve().parent.parent
+CLUSTER = REPO / "cluster"
+LAUNCHER_YAMLS = ["gpu.yaml", "gcp.yaml"]
+KUBERAY_YAML = CLUSTER / "kuberay.yaml"
+README_SECTION = CLUSTER / "README_SECTION.md"
+ENTRY_SCRIPT = "sweeps/locomotion.py"
+IMAGE = f"rayproject/ray:{ray.__version__}-py311-gpu"
+
+# The sweep scripts' command line as agreed for the README (sweeps/ is written elsewhere).
+SWEEP_FLAGS = {
+    "--tasks", "--num-samples", "--seeds", "--max-concurrent", "--cpus-per-trial",
+    "--gpus-per-trial", "--epochs", "--steps-per-epoch", "--eval-every", "--eval-episodes",
+    "--storage", "--name", "--resume", "--download", "--confirm", "--eta-range", "--T-range",
+    "--lr-range", "--address", "--smoke",
+}  # fmt: skip
+
+
+def _pyproject() -> dict:
+    with open(REPO / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def _load(name: str) -> dict:
+    return yaml.safe_load((CLUSTER / name).read_text())
+
+
+def _prepared(name: str) -> dict:
+    config = prepare_config(copy.deepcopy(_load(name)))
+    validate_config(config)
+    return config
+
+
+# --------------------------------------------------------------------------------------------
+# Cluster-launcher YAMLs
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_launcher_yaml_passes_rays_own_preparation_and_schema(name):
+    config = _prepared(name)
+    assert config["provider"]["type"] in {"aws", "gcp"}
+    assert config["head_node_type"] in config["available_node_types"]
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_head_takes_no_trials_and_workers_declare_gpus(name):
+    config = _prepared(name)
+    types = config["available_node_types"]
+    head = config["head_node_type"]
+    for node_type in types.values():
+        for key, value in node_type.get("resources", {}).items():
+            assert isinstance(value, int) and not isinstance(value, bool), (name, key, value)
+    # The node type's `resources` override what Ray detects: nothing schedules on the head.
+    assert types[head]["resources"].get("CPU") == 0
+    assert types[head]["resources"].get("GPU") == 0
+    assert types[head]["max_workers"] == 0
+    workers = {k: v for k, v in types.items() if k != head}
+    assert workers, "no worker node types"
+    gpus = []
+    for worker_name, worker in workers.items():
+        assert worker["resources"].get("CPU", 0) >= 1, worker_name
+        assert worker["resources"].get("GPU", 0) >= 1, worker_name
+        assert worker["min_workers"] == 0, f"{worker_name}: idle GPUs cost money"
+        assert worker["max_workers"] >= 1, worker_name
+        gpus.append(worker["resources"]["GPU"])
+    assert 1 in gpus, "a single-GPU worker type"
+    assert max(gpus) > 1, "a multi-GPU worker type"
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_image_matches_installed_ray(name):
+    config = _prepared(name)
+    docker = config["docker"]
+    assert docker["image"] == IMAGE
+    for key in ("head_image", "worker_image"):
+        assert docker.get(key, IMAGE) == IMAGE
+    for node_type in config["available_node_types"].values():
+        assert node_type.get("docker", {}).get("worker_image", IMAGE) == IMAGE
+    # ...and the project pins that same Ray.
+    deps = _pyproject()["project"]["dependencies"]
+    assert f"ray[tune]=={ray.__version__}" in deps
+
+
+def _project_mount(config: dict) -> str:
+    """The remote path that file_mounts fills with this repository."""
+    mounts = [
+        remote
+        for remote, local in config["file_mounts"].items()
+        if (REPO / Path(local).expanduser()).resolve() == REPO
+    ]
+    assert len(mounts) == 1, f"file_mounts must sync the repository once: {config['file_mounts']}"
+    return mounts[0]
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_setup_commands_install_this_project_on_every_node(name):
+    config = _prepared(name)
+    mount = _project_mount(config)
+    assert mount.startswith("~/"), mount
+    project = _pyproject()["project"]
+    extras = set(project["optional-dependencies"])
+    # In shell, `~` is not expanded inside quotes: the command must use $HOME (or no quotes).
+    path = re.escape(mount.removeprefix("~/"))
+    install = re.compile(
+        r"pip install (?:-U )?-e [\"']?(?P<home>\$HOME|~)/"
+        + path
+        + r"(?:\[(?P<extras>[\w,-]+)\])?[\"']?"
+    )
+    # prepare_config merged setup_commands into both lists: check what each node really runs.
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        matches = [m for cmd in config[key] if (m := install.search(cmd))]
+        assert len(matches) == 1, f"{key} must pip install -e the project once: {config[key]}"
+        m = matches[0]
+        quoted = m.group(0).split("-e ", 1)[1][:1] in "\"'"
+        assert not (quoted and m.group("home") == "~"), "~ inside quotes is not expanded"
+        chosen = set((m.group("extras") or "").split(",")) - {""}
+        assert "aws" in chosen, "the aws extra (s3fs, boto3) is needed for s3:// results"
+        assert chosen <= extras, f"unknown extras {chosen - extras}"
+    # The repository that is mounted is this package.
+    assert project["name"] == "diffusion-ql-sweeps"
+    assert mount == "~/diffusion-ql-sweeps"
+
+
+@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+def test_only_placeholders_to_edit_are_marked(name):
+    text = (CLUSTER / name).read_text()
+    assert "EDIT" in text
+    region_line = next(line for line in text.splitlines() if line.strip().startswith("region:"))
+    assert "EDIT" in region_line
+
+
+# --------------------------------------------------------------------------------------------
+# KubeRay RayJob
+
+
+def _script_of(command: list[str]) -> str:
+    return next(arg for arg in command if arg.endswith(".py"))
+
+
+def test_kuberay_rayjob_runs_the_same_sweep_with_the_same_image():
+    job = yaml.safe_load(KUBERAY_YAML.read_text())
+    assert job["apiVersion"] == "ray.io/v1"
+    assert job["kind"] == "RayJob"
+    spec = job["spec"]
+    entrypoint = shlex.split(spec["entrypoint"])
+    assert entrypoint[0] == "python"
+    assert _script_of(entrypoint) == ENTRY_SCRIPT
+    storage = entrypoint[entrypoint.index("--storage") + 1]
+    assert storage.startswith("s3://")
+    assert entrypoint[entrypoint.index("--address") + 1] == "auto"
+    flags = {a for a in entrypoint if a.startswith("--")}
+    assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
+
+    runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
+    assert any(req.startswith("diffusion-ql-sweeps[aws]") for req in runtime_env["pip"])
+
+    cluster = spec["rayClusterSpec"]
+    assert cluster["rayVersion"] == ray.__version__
+    assert cluster["enableInTreeAutoscaling"] is True
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"
+    assert head["rayStartParams"]["num-gpus"] == "0"
+    pods = [head["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    for pod in pods:
+        for container in pod["spec"]["containers"]:
+            assert container["image"] == IMAGE
+    gpus = []
+    for group in cluster["workerGroupSpecs"]:
+        assert group["minReplicas"] == 0 < group["maxReplicas"]
+        (container,) = group["template"]["spec"]["containers"]
+        gpus.append(int(container["resources"]["limits"]["nvidia.com/gpu"]))
+    assert 1 in gpus and max(gpus) > 1
+
+
+# --------------------------------------------------------------------------------------------
+# The README section's commands
+
+
+def _shell_commands() -> list[list[str]]:
+    text = README_SECTION.read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+    commands = []
+    for block in blocks:
+        for line in block.splitlines():
+            line = line.split("  #", 1)[0].strip()
+            if line:
+                commands.append(shlex.split(line))
+    return commands
+
+
+def _ray_commands() -> list[list[str]]:
+    return [c[1:] for c in _shell_commands() if c[0] == "ray"]
+
+
+def _parse_with_ray_cli(args: list[str]) -> click.Context:
+    """Walk the real `ray` click group down to the leaf command and parse its options and
+    arguments (unknown subcommands or flags, missing arguments and bad values raise);
+    nothing is invoked."""
+    command: click.Command = cli
+    name, parent, rest = "ray", None, list(args)
+    while isinstance(command, click.Group):
+        ctx = command.make_context(name, rest, parent=parent)
+        protected = ctx._protected_args if hasattr(ctx, "_protected_args") else []
+        rest = [*protected, *ctx.args]
+        sub_name, sub, rest = command.resolve_command(ctx, rest)
+        assert sub is not None, f"no such ray command: {args}"
+        name, parent, command = sub_name, ctx, sub
+    return command.make_context(name, rest, parent=parent)
+
+
+def test_readme_has_the_commands_the_issue_asks_for():
+    found = {" ".join(c[:2]) if c[0] == "job" else c[0] for c in _ray_commands()}
+    for needed in ("up", "submit", "dashboard", "attach", "down", "job submit"):
+        assert needed in found, needed
+    text = README_SECTION.read_text()
+    assert text.startswith("## Run on a cluster\n")
+    assert "--start" in text and "--no-restart" in text
+    assert "python -m analysis table" in text and "tensorboard --logdir" in text
+
+
+@pytest.mark.parametrize("args", _ray_commands(), ids=lambda a: " ".join(a[:2]))
+def test_readme_ray_command_parses(args):
+    ctx = _parse_with_ray_cli(args)
+    for param in ("cluster_config_file",):
+        if param in ctx.params:
+            assert (REPO / ctx.params[param]).is_file(), ctx.params[param]
+
+
+def _sweep_invocations() -> list[list[str]]:
+    """Each sweep script with its arguments, from `ray submit` and `ray job submit` lines."""
+    runs = []
+    for args in _ray_commands():
+        ctx = _parse_with_ray_cli(args)
+        if ctx.command.name == "submit" and "script" in ctx.params:
+            runs.append([ctx.params["script"], *ctx.params["script_args"]])
+        elif ctx.command.name == "submit":
+            entrypoint = list(ctx.params["entrypoint"])
+            runs.append(entrypoint[entrypoint.index("python") + 1 :])
+    return runs
+
+
+def test_readme_sweeps_use_the_agreed_flags_and_shared_storage():
+    runs = _sweep_invocations()
+    assert any(run[0] == ENTRY_SCRIPT for run in runs)
+    for run in runs:
+        assert re.fullmatch(r"sweeps/\w+\.py", run[0]), run[0]
+        flags = {a for a in run[1:] if a.startswith("--")}
+        assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
+        storage = run[run.index("--storage") + 1]
+        assert storage.startswith("s3://"), "Tune needs shared storage across nodes"
+        # Without it the script starts a Ray of its own instead of joining the cluster.
+        assert run[run.index("--address") + 1] == "auto"
+
+
+def test_readme_sweep_flags_exist_in_the_script():
+    """Once the entry scripts exist, their own --help must know every flag the README uses."""
+    runs = [run for run in _sweep_invocations() if (REPO / run[0]).is_file()]
+    if not runs:
+        pytest.skip("the sweep entry scripts are not written yet")
+    for script in sorted({run[0] for run in runs}):
+        help_text = subprocess.run(
+            [sys.executable, script, "--help"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
+        for run in runs:
+            if run[0] == script:
+                for flag in (a for a in run[1:] if a.startswith("--")):
+                    assert flag in help_text, f"{script} has no {flag}"
