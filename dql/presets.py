@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Iterable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -31,6 +32,12 @@ class UnknownTaskError(ConfigError, KeyError):
         return str(self.args[0])
 
 
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean a, b?`` for ids close to ``name`` (typos are the usual cause), or ""."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(close)}?" if close else ""
+
+
 @cache
 def paper_presets() -> dict[str, dict[str, Any]]:
     """Task id -> the DQLConfig fields the paper sets for it (20 tasks)."""
@@ -45,8 +52,7 @@ def preset_config(task: str, **overrides: Any) -> DQLConfig:
     """The paper's configuration for ``task``, with ``overrides`` applied and validated."""
     presets = paper_presets()
     if task not in presets:
-        close = difflib.get_close_matches(task, presets, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint = did_you_mean(task, presets)
         raise UnknownTaskError(
             f"no paper preset for task {task!r}.{hint} Known tasks: {', '.join(presets)}. "
             "For another task build DQLConfig(...) directly."
