@@ -175,30 +175,33 @@ def test_a_file_that_is_not_hdf5(tmp_path):
     one_line_error(path, "truncated, corrupt or not HDF5")
 
 
-def test_missing_keys_are_named_with_what_was_found(tmp_path):
-    path = tmp_path / "keys.hdf5"
+# The four keys a D4RL file must hold, well formed; each test below breaks one.
+GOOD = dict(
+    observations=np.zeros((4, 2)),
+    actions=np.zeros((4, 1)),
+    rewards=np.zeros(4),
+    terminals=np.zeros(4, bool),
+)
+
+
+def write_keys(path, **arrays):
     with h5py.File(path, "w") as f:
-        f["observations"] = np.zeros((4, 2))
-        f["actions"] = np.zeros((4, 1))
-        f["rewards"] = np.zeros(4)
+        for key, value in arrays.items():
+            if value is not None:
+                f[key] = value
+    return path
+
+
+def test_missing_keys_are_named_with_what_was_found(tmp_path):
+    path = write_keys(tmp_path / "keys.hdf5", **{**GOOD, "terminals": None})
     one_line_error(path, r"lacks the key\(s\) terminals \(found: actions, observations, rewards\)")
 
 
 def test_row_counts_that_disagree(tmp_path):
-    path = tmp_path / "rows.hdf5"
-    with h5py.File(path, "w") as f:
-        f["observations"] = np.zeros((4, 2))
-        f["actions"] = np.zeros((3, 1))
-        f["rewards"] = np.zeros(4)
-        f["terminals"] = np.zeros(4, bool)
+    path = write_keys(tmp_path / "rows.hdf5", **{**GOOD, "actions": np.zeros((3, 1))})
     one_line_error(path, "disagree on the number of rows .*actions 3")
 
 
 def test_observations_of_the_wrong_rank(tmp_path):
-    path = tmp_path / "rank.hdf5"
-    with h5py.File(path, "w") as f:
-        f["observations"] = np.zeros(4)
-        f["actions"] = np.zeros((4, 1))
-        f["rewards"] = np.zeros(4)
-        f["terminals"] = np.zeros(4, bool)
+    path = write_keys(tmp_path / "rank.hdf5", **{**GOOD, "observations": np.zeros(4)})
     one_line_error(path, r"observations must be 2-D .*\(4,\)")
