@@ -40,10 +40,16 @@ def set_global_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def atomic_save(payload: dict, path: Path) -> None:
+    """torch.save to a temporary name, then rename: a crash mid-write leaves the old file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(payload, partial)
+    os.replace(partial, path)
+
+
 def save_checkpoint(agent: DiffusionQL, path: str | os.PathLike, extra: dict | None = None):
     """Atomically write the agent, all RNG states and ``extra`` (e.g. history) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format_version": FORMAT_VERSION,
         "config": agent.config.to_dict(),
@@ -54,9 +60,7 @@ def save_checkpoint(agent: DiffusionQL, path: str | os.PathLike, extra: dict | N
         "torch_version": torch.__version__,
         "extra": extra or {},
     }
-    partial = path.with_name(path.name + ".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    atomic_save(payload, Path(path))
 
 
 def load_checkpoint(

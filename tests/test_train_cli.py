@@ -1,0 +1,144 @@
+"""`python -m dql train`: end to end on a collected file, and bad input refused up front."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from dql.__main__ import main
+from dql.scores import normalized_score
+
+TINY = [
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "15",
+    "--eval-every",
+    "1",
+    "--eval-episodes",
+    "2",
+    "--set",
+    "hidden_dim=32",
+    "--set",
+    "batch_size=64",
+    "--no-progress",
+]
+
+
+def test_train_runs_end_to_end_and_reports_normalized_scores(hopper_file, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dql",
+            "train",
+            "--task",
+            "hopper-medium-v2",
+            "--data",
+            str(hopper_file),
+            "--out",
+            str(out),
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    last = rows[-1]
+    assert last["status"] == "finished" and rows[0]["status"] == "running"
+    assert last["env_id"] == "Hopper-v5" and last["mujoco_version"]
+    assert last["gradient_steps"] == 30 and last["hparams"]["hidden_dim"] == 32
+    assert math.isfinite(last["normalized_score"])
+    assert last["normalized_score"] == pytest.approx(
+        float(normalized_score("hopper-medium-v2", last["return_mean"]))
+    )
+    assert "normalized score" in result.stdout
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert (out / "checkpoints" / "last.pt").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["num_epochs"] == 2 and run["versions"]["mujoco"]
+
+
+def test_train_refuses_to_overwrite_a_finished_run(hopper_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--task",
+        "hopper-medium-v2",
+        "--data",
+        str(hopper_file),
+        "--out",
+        str(out),
+        *TINY,
+    ]
+    (out).mkdir()
+    (out / "results.jsonl").write_text('{"epoch": 1}\n')
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert (out / "results.jsonl").read_text() == '{"epoch": 1}\n'  # nothing lost
+
+
+def _write(path, **arrays):
+    with h5py.File(path, "w") as f:
+        for key, value in arrays.items():
+            f[key] = value
+    return path
+
+
+def _bad_files(tmp_path, hopper_file):
+    truncated = tmp_path / "truncated.hdf5"
+    truncated.write_bytes(hopper_file.read_bytes()[:5000])
+    not_hdf5 = tmp_path / "notes.hdf5"
+    not_hdf5.write_text("these are not the rollouts you are looking for\n")
+    n = 50
+    missing_keys = _write(tmp_path / "nokeys.hdf5", observations=np.zeros((n, 11), np.float32))
+    walker = _write(
+        tmp_path / "walker.hdf5",
+        observations=np.zeros((n, 17), np.float32),
+        actions=np.zeros((n, 6), np.float32),
+        rewards=np.zeros(n, np.float32),
+        terminals=np.zeros(n, bool),
+        timeouts=np.zeros(n, bool),
+    )
+    return {
+        "truncated": truncated,
+        "not_hdf5": not_hdf5,
+        "missing_keys": missing_keys,
+        "walker": walker,
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", "python -m dql data download hopper-medium-v2"),
+        ("truncated", "truncated.hdf5"),
+        ("not_hdf5", "notes.hdf5"),
+        ("missing_keys", "actions"),
+        ("walker", "size 17"),
+    ],
+)
+def test_bad_data_gives_one_clear_line_before_training(
+    case, expected, hopper_file, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "datasets"))
+    files = _bad_files(tmp_path, hopper_file)
+    data = [] if case == "missing" else ["--data", str(files[case])]
+    out = tmp_path / "run"
+    assert main(["train", "--task", "hopper-medium-v2", *data, "--out", str(out), *TINY]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1, error
+    assert expected in error
+    if case == "missing":
+        assert str(tmp_path / "datasets") in error  # the paths it searched
+    assert not (out / "results.jsonl").exists()
