@@ -28,3 +28,13 @@ def tiny_config(**overrides) -> DQLConfig:
 @pytest.fixture
 def transitions():
     return random_transitions()
+
+
+@pytest.fixture(scope="session")
+def hopper_file(tmp_path_factory):
+    """A small D4RL-format file of real Hopper-v5 random-policy rollouts, made once."""
+    from dql.collect import collect
+    from dql.envs import EnvSpec
+
+    path = tmp_path_factory.mktemp("data") / "hopper-random.hdf5"
+    return collect(EnvSpec("Hopper-v5"), 1500, path, seed=0, show_progress=False)
