@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from dql.data import DatasetError
 from dql.data.cli import add_data_commands, run_data_command
 from dql.data.download import DownloadError, download_d4rl
 
@@ -146,3 +147,8 @@ def test_data_download_command(server, tmp_path, capsys):
     assert run_data_command(parser.parse_args([*argv, "--no-progress"])) == 0
     assert (tmp_path / NAME).read_bytes() == BODY
     assert str(tmp_path / NAME) in capsys.readouterr().out
+
+
+def test_a_minari_task_is_pointed_to_minaris_own_download(tmp_path):
+    with pytest.raises(DatasetError, match="minari download mujoco/hopper/medium-v0"):
+        download_d4rl("minari:mujoco/hopper/medium-v0", tmp_path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dql.data.errors import DatasetError
-from dql.scores import reference_scores
+from dql.scores import MINARI_PREFIX, reference_scores
 
 DEFAULT_BASE_URL = "http://rail.eecs.berkeley.edu/datasets/offline_rl/"
 CHUNK = 1 << 20
@@ -50,6 +50,12 @@ def download_d4rl(
     timeout: float = 60.0,
 ) -> Path:
     """Fetch ``task``'s D4RL file into ``dest_dir`` (D4RL's cache) unless it is already there."""
+    if task.startswith(MINARI_PREFIX):
+        dataset_id = task.removeprefix(MINARI_PREFIX)
+        raise DatasetError(
+            f"{task} is a Minari dataset: download it with `minari download {dataset_id}` "
+            "(or --download where the task is resolved)"
+        )
     name = reference_scores(task).file_name
     dest = d4rl_dataset_dir(dest_dir) / name
     if dest.is_file():
@@ -104,11 +110,12 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> int | None:
             length = response.headers.get("Content-Length")
             total = int(length) if length is not None else None
             have, mode = 0, "wb"
-        known = KNOWN_SIZES.get(part.name.removesuffix(".part"))
+        name = part.name.removesuffix(".part")
+        known = KNOWN_SIZES.get(name)
         if known is not None and total is not None and total != known:
             raise DownloadError(
-                f"{url} is {total:,} bytes but {part.name.removesuffix('.part')} is known to "
-                f"be {known:,} bytes; the server serves another file (check --base-url)"
+                f"{url} is {total:,} bytes but {name} is known to be {known:,} bytes; the "
+                "server serves another file (check --base-url)"
             )
         total = total if total is not None else known
         _stream(response, part, mode, have, total, url, progress)
