@@ -1,0 +1,74 @@
+"""The Tune trainable: one trial = one configuration, its seeds trained together inside it.
+
+Every evaluation reports one result row (docs/RESULTS.md) with a checkpoint of the whole
+run, so a restored trial continues from its last row and never repeats or loses one.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import tune
+
+SEARCHED = ("eta", "T", "actor_lr")
+
+
+def trial_config(config: dict[str, Any]):
+    """The DQLConfig of a trial: the task's preset, fixed overrides, then the searched values."""
+    from dql.train import task_config
+
+    overrides = dict(config.get("fixed", {}))
+    overrides.update({name: config[name] for name in SEARCHED if name in config})
+    return task_config(config["task"], **overrides)
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    import ray
+    import torch
+
+    from dql.run import TrainingRun, prepare_task
+
+    torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))
+    # Fractional GPUs on machines without CUDA (e.g. test clusters) fall back to the CPU.
+    device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
+    prepared = prepare_task(
+        config["task"], config.get("data"), config.get("env_id"), config.get("download", False)
+    )
+    run = TrainingRun(
+        prepared,
+        trial_config(config),
+        config["seeds"],
+        device=device,
+        stage=config.get("stage", "search"),
+        q_bound=config.get("q_bound", 1e6),
+    )
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            run.load(Path(folder) / "run.pt")
+    node_id = ray.get_runtime_context().get_node_id()
+    for report in run.epochs():
+        if report.row is None:
+            continue
+        row = {**report.row, "node_id": node_id, "device": device}
+        with tempfile.TemporaryDirectory() as folder:
+            run.save(Path(folder) / "run.pt")
+            tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder))
+        if row["status"] == "diverged":
+            return
+
+
+class DivergenceStopper(tune.Stopper):
+    """Ends a trial whose row says it diverged, or whose losses are not finite."""
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if result.get("status") == "diverged":
+            return True
+        losses = [result.get(name) for name in ("bc_loss", "critic_loss", "q_loss")]
+        return any(value is not None and not np.isfinite(value) for value in losses)
+
+    def stop_all(self) -> bool:
+        return False

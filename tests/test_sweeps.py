@@ -1,0 +1,348 @@
+"""Sweeps on a real Ray cluster (a head without GPUs and two workers declaring one GPU each),
+real Optuna and real MuJoCo evaluation, with tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # behave the same with or without a token
+ray = pytest.importorskip("ray")
+from ray.cluster_utils import Cluster  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCOMOTION = ROOT / "sweeps" / "locomotion.py"
+# A budget of seconds per trial: tiny networks, 10 steps an epoch, evaluation every epoch.
+TINY = [
+    "--set",
+    "hidden_dim=16",
+    "--set",
+    "batch_size=32",
+    "--steps-per-epoch",
+    "10",
+    "--eval-every",
+    "1",
+    "--eval-episodes",
+    "2",
+    "--cpus-per-trial",
+    "1",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 2, "num_gpus": 0},
+    )
+    workers = [cluster.add_node(num_cpus=2, num_gpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()
+
+
+def sweep_args(hopper_file, storage, name, *extra):
+    return [
+        "--tasks",
+        "hopper-medium-v2",
+        "--data",
+        f"hopper-medium-v2={hopper_file}",
+        "--storage",
+        str(storage),
+        "--name",
+        name,
+        *TINY,
+        *extra,
+    ]
+
+
+def rows_of(experiment: Path) -> list[dict]:
+    rows = []
+    for result in sorted(experiment.glob("*/result.json")):
+        rows += [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+    return rows
+
+
+def rows_of_trial(trial: Path) -> list[dict]:
+    return [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+
+
+def statuses_of(experiment: Path) -> dict:
+    return json.loads((experiment / "trial_status.json").read_text())
+
+
+def test_optuna_asha_sweep_starts_at_the_preset_and_stops_weak_trials(
+    cluster, hopper_file, tmp_path
+):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    code = main(
+        SUITE,
+        sweep_args(
+            hopper_file,
+            tmp_path,
+            "asha",
+            "--num-samples",
+            "6",
+            "--seeds",
+            "1",
+            "--epochs",
+            "6",
+            "--max-concurrent",
+            "3",
+            "--grace-period",
+            "1",
+            "--reduction-factor",
+            "2",
+            "--T-range",
+            "2,5",
+            "--eta-range",
+            "0.1,10",
+            "--lr-range",
+            "1e-4,1e-3",
+            "--address",
+            cluster[0].address,
+        ),
+    )
+    assert code == 0
+    experiment = tmp_path / "asha" / "hopper-medium-v2"
+    statuses = statuses_of(experiment)
+    assert len(statuses) == 6
+    assert sum(s["status"] == "stopped_early" for s in statuses.values()) >= 1
+    rows = rows_of(experiment)
+    for row in rows:
+        assert {"eta", "T", "actor_lr"} <= row["config"].keys()
+        assert row["hparams"]["eta"] == row["config"]["eta"]
+        assert row["hparams"]["T"] == row["config"]["T"]
+        assert row["env_id"] == "Hopper-v5" and row["stage"] == "search"
+        assert len(row["normalized_scores"]) == 1
+    first_trial = sorted(experiment.glob("trial_*"))[0]  # folders are numbered in order
+    assert first_trial.name.startswith("trial_001_")
+    first = rows_of_trial(first_trial)[0]
+    assert (first["hparams"]["eta"], first["hparams"]["T"], first["hparams"]["actor_lr"]) == (
+        1.0,
+        5,
+        3e-4,
+    )  # the paper's hopper-medium-v2 preset, evaluated first
+
+
+def test_fractional_gpu_trials_run_on_both_workers_never_on_the_head(
+    cluster, hopper_file, tmp_path
+):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    head_cluster, workers = cluster
+    code = main(
+        SUITE,
+        sweep_args(
+            hopper_file,
+            tmp_path,
+            "gpu",
+            "--num-samples",
+            "4",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--max-concurrent",
+            "4",
+            "--gpus-per-trial",
+            "0.5",
+            "--address",
+            head_cluster.address,
+        ),
+    )
+    assert code == 0
+    rows = rows_of(tmp_path / "gpu" / "hopper-medium-v2")
+    nodes = {row["node_id"] for row in rows}
+    assert nodes == {worker.node_id for worker in workers}
+    assert head_cluster.head_node.node_id not in nodes
+    assert all(row["device"] == "cpu" for row in rows)  # no CUDA here: the CPU fallback
+
+
+def _driver(args, cwd=ROOT, script=LOCOMOTION):
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_rows(experiment: Path, count: int, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if experiment.exists() and len(rows_of(experiment)) >= count:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no {count} rows in {experiment} after {timeout} s")
+
+
+def test_a_trial_on_a_killed_node_resumes_from_its_checkpoint(cluster, hopper_file, tmp_path):
+    head_cluster, _ = cluster
+    spare = head_cluster.add_node(num_cpus=2, num_gpus=1)  # so two workers remain after the kill
+    args = sweep_args(
+        hopper_file,
+        tmp_path,
+        "fault",
+        "--num-samples",
+        "1",
+        "--seeds",
+        "1",
+        "--epochs",
+        "8",
+        "--steps-per-epoch",
+        "40",
+        "--gpus-per-trial",
+        "1",
+        "--max-failures",
+        "3",
+        "--address",
+        head_cluster.address,
+    )
+    driver = _driver(args)
+    experiment = tmp_path / "fault" / "hopper-medium-v2"
+    _wait_for_rows(experiment, 2)
+    victim_id = rows_of(experiment)[-1]["node_id"]
+    victim = next(node for node in head_cluster.worker_nodes if node.node_id == victim_id)
+    head_cluster.remove_node(victim, allow_graceful=False)
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output
+    rows = rows_of(experiment)
+    epochs = [row["epoch"] for row in rows]
+    assert sorted(epochs) == list(range(1, 9)), epochs  # none lost, none repeated
+    assert len({row["node_id"] for row in rows}) == 2  # it moved to another node
+    assert statuses_of(experiment).popitem()[1]["status"] == "finished"
+    if spare.node_id == victim_id:  # keep two GPU workers for the tests after this one
+        head_cluster.add_node(num_cpus=2, num_gpus=1)
+
+
+def test_an_interrupted_sweep_resumes_to_the_planned_number_of_trials(
+    cluster, hopper_file, tmp_path
+):
+    head_cluster, _ = cluster
+    # The script copied alone into an empty folder runs from there (as ray submit does).
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    script = Path(shutil.copy(LOCOMOTION, alone / "locomotion.py"))
+    args = sweep_args(
+        hopper_file,
+        tmp_path,
+        "resume",
+        "--num-samples",
+        "4",
+        "--seeds",
+        "1",
+        "--epochs",
+        "4",
+        "--max-concurrent",
+        "1",
+        "--address",
+        head_cluster.address,
+    )
+    driver = _driver(args, cwd=alone, script=script)
+    experiment = tmp_path / "resume" / "hopper-medium-v2"
+    _wait_for_rows(experiment, 3)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    assert not (experiment / "trial_status.json").exists()
+    resumed = _driver([*args, "--resume"], cwd=alone, script=script)
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    statuses = statuses_of(experiment)
+    assert len(statuses) == 4
+    assert all(s["status"] in ("finished", "stopped_early") for s in statuses.values())
+    per_trial = {}
+    for row in rows_of(experiment):
+        per_trial.setdefault(row["trial_id"], []).append(row["epoch"])
+    assert all(len(epochs) == len(set(epochs)) for epochs in per_trial.values())
+
+
+def test_a_diverging_trial_is_labelled_and_the_sweep_finishes(cluster, hopper_file, tmp_path):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    code = main(
+        SUITE,
+        sweep_args(
+            hopper_file,
+            tmp_path,
+            "diverge",
+            "--num-samples",
+            "2",
+            "--seeds",
+            "1",
+            "--epochs",
+            "3",
+            "--lr-range",
+            "1e3,1e4",
+            "--set",
+            "critic_lr=1e4",
+            "--set",
+            "grad_norm=0",
+            "--address",
+            cluster[0].address,
+        ),
+    )
+    assert code == 0
+    statuses = statuses_of(tmp_path / "diverge" / "hopper-medium-v2")
+    assert [s["status"] for s in statuses.values()] == ["diverged", "diverged"]
+    assert all(s["reason"] for s in statuses.values())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tasks", "hopper-medium-v3"], "hopper-medium-v2"),
+        (["--tasks", "hopper-medium-v2"], "python -m dql data download hopper-medium-v2"),
+        (["--eta-range", "5,0.5"], "--eta-range 5.0,0.5"),
+    ],
+)
+def test_bad_input_fails_in_one_line_before_any_trial(
+    args, message, tmp_path, hopper_file, monkeypatch, capsys
+):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    monkeypatch.setenv("D4RL_DATASET_DIR", str(tmp_path / "empty"))
+    if "--tasks" not in args:
+        args = [*args, "--tasks", "hopper-medium-v2", "--data", f"hopper-medium-v2={hopper_file}"]
+    assert main(SUITE, [*args, "--storage", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and message in error
+    assert not (tmp_path / "out" / "locomotion").exists()
+
+
+def test_more_gpus_per_trial_than_any_node_has_fails_before_any_trial(tmp_path, hopper_file):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(LOCOMOTION),
+            *sweep_args(hopper_file, tmp_path, "g"),
+            "--gpus-per-trial",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+        timeout=180,
+    )
+    assert result.returncode == 2
+    # It joins the running test cluster (whose nodes have at most 1 GPU) or starts its own.
+    assert "--gpus-per-trial 2" in result.stderr and "largest node has" in result.stderr
+    assert not (tmp_path / "g" / "hopper-medium-v2").exists()
