@@ -54,19 +54,20 @@ class EnvSpec:
         return f"{self.env_id}({args})"
 
     def make(self, **overrides: Any):
+        """The environment; dict observations (AntMaze) flattened in key order, as the data are."""
         import gymnasium as gym
 
         _register_if_needed(self.env_id)
-        return gym.make(self.env_id, **{**self.kwargs, **overrides})
+        env = gym.make(self.env_id, **{**self.kwargs, **overrides})
+        if isinstance(env.observation_space, gym.spaces.Dict):
+            env = gym.wrappers.FlattenObservation(env)
+        return env
 
     def make_vector(self, num_envs: int, **overrides: Any):
         """``num_envs`` copies stepped in lockstep (in-process: MuJoCo steps are microseconds)."""
         import gymnasium as gym
 
-        _register_if_needed(self.env_id)
-        return gym.make_vec(
-            self.env_id, num_envs=num_envs, vectorization_mode="sync", **self.kwargs, **overrides
-        )
+        return gym.vector.SyncVectorEnv([lambda: self.make(**overrides)] * num_envs)
 
 
 def env_for_task(task: str, env_id: str | None = None) -> EnvSpec:
