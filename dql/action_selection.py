@@ -29,12 +29,14 @@ def select_actions(
         return actor.sample(states, generator)
     if rule not in ("softmax", "argmax"):
         raise ValueError(f"unknown action selection {rule!r}; use softmax, argmax or sample")
-    n = len(states)
-    repeated = states.repeat_interleave(num_candidates, dim=0)
+    n = states.shape[-2]  # states: (n, obs_dim), or (K, n, obs_dim) for K members
+    repeated = states.repeat_interleave(num_candidates, dim=-2)
     candidates = actor.sample(repeated, generator)
-    q = critic_target.q_min(repeated, candidates).reshape(n, num_candidates)
+    q = critic_target.q_min(repeated, candidates).reshape(-1, num_candidates)
     if rule == "argmax":
         choice = q.argmax(dim=1)
     else:
         choice = torch.multinomial(torch.softmax(q, dim=1), 1, generator=generator).squeeze(1)
-    return candidates.reshape(n, num_candidates, -1)[torch.arange(n, device=q.device), choice]
+    candidates = candidates.reshape(*states.shape[:-2], n, num_candidates, -1)
+    choice = choice.reshape(*states.shape[:-2], n, 1, 1)
+    return torch.take_along_dim(candidates, choice, dim=-2).squeeze(-2)

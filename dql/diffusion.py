@@ -1,9 +1,13 @@
-"""The policy: a conditional DDPM over actions (forward noising, BC loss, reverse sampling)."""
+"""The policy: a conditional DDPM over actions (forward noising, BC loss, reverse sampling).
+
+Works on plain (n, ...) batches, or on (K, n, ...) batches for a K-member policy (one copy
+per seed). Every random draw can be passed in instead of drawn, so that K members can each
+draw from their own generator, in the order a single agent draws.
+"""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dql.networks import NoisePredictor
@@ -22,12 +26,14 @@ class DiffusionPolicy(nn.Module):
         max_action: float = 1.0,
         hidden_dim: int = 256,
         time_dim: int = 16,
+        members: int = 1,
     ):
         super().__init__()
         self.action_dim = action_dim
         self.T = T
         self.max_action = float(max_action)
-        self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim)
+        self.members = members
+        self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim, members)
         self.coef = diffusion_coefficients(make_betas(beta_schedule, T))
         as_buffer = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
         self.register_buffer("steps", torch.arange(T), persistent=False)
@@ -43,22 +49,47 @@ class DiffusionPolicy(nn.Module):
         self._mean_xt = c.posterior_mean_coef2.tolist()
         self._std = c.posterior_std.tolist()
 
+    def _time_embeddings(self, states: torch.Tensor) -> torch.Tensor:
+        """All T learned embeddings, once: (T, time_dim), or (K, T, time_dim) per member."""
+        steps = self.steps if states.dim() == 2 else self.steps.expand(len(states), -1)
+        return self.model.embed_time(steps)
+
     # ---- forward process and the behaviour-cloning loss ----
     def q_sample(self, a0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(alpha_bar_t) a0 + sqrt(1 - alpha_bar_t) eps."""
-        return self.sqrt_alpha_bar[t, None] * a0 + self.sqrt_one_minus_alpha_bar[t, None] * noise
+        return (
+            self.sqrt_alpha_bar[t].unsqueeze(-1) * a0
+            + self.sqrt_one_minus_alpha_bar[t].unsqueeze(-1) * noise
+        )
+
+    def bc_draws(
+        self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The BC loss's random draws for n samples: steps t ~ U{0..T-1}, then noise eps."""
+        t = torch.randint(0, self.T, (n,), generator=generator, device=device)
+        noise = torch.randn((n, self.action_dim), generator=generator, device=device)
+        return t, noise
 
     def bc_loss(
-        self, actions: torch.Tensor, states: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        actions: torch.Tensor,
+        states: torch.Tensor,
+        generator: torch.Generator | None = None,
+        draws: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """MSE between true and predicted noise, t ~ U{0..T-1} per sample."""
-        t = torch.randint(0, self.T, (len(actions),), generator=generator, device=actions.device)
-        noise = torch.randn(
-            actions.shape, generator=generator, device=actions.device, dtype=actions.dtype
+        """MSE between true and predicted noise, t ~ U{0..T-1} per sample.
+
+        One loss for a plain batch; one per member, shape (K,), for (K, n, ...) batches, whose
+        ``draws`` (t of shape (K, n), noise (K, n, A)) the caller supplies.
+        """
+        t, noise = (
+            draws if draws is not None else self.bc_draws(len(actions), generator, actions.device)
         )
-        time_embedding = self.model.embed_time(self.steps)[t]
+        time_embedding = torch.take_along_dim(
+            self._time_embeddings(states), t.unsqueeze(-1), dim=-2
+        )
         predicted = self.model(self.q_sample(actions, t, noise), time_embedding, states)
-        return F.mse_loss(predicted, noise)
+        return (predicted - noise).square().mean(dim=(-2, -1))
 
     # ---- reverse process ----
     def reverse_step(
@@ -71,17 +102,37 @@ class DiffusionPolicy(nn.Module):
             return mean
         return mean + self._std[i] * noise
 
-    def sample(
-        self, states: torch.Tensor, generator: torch.Generator | None = None
+    def chain_draws(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
+        members: tuple[int, ...] = (),
     ) -> torch.Tensor:
-        """One action per state; differentiable through all T steps (fixed noise draws)."""
-        n = len(states)
-        draws = torch.randn((self.T, n, self.action_dim), generator=generator, device=states.device)
-        time_embedding = self.model.embed_time(self.steps)  # (T, time_dim), once per chain
-        x = draws[0]
+        """The chain's noise for n states, (*members, T, n, A): x_T, then one per noisy step."""
+        return torch.randn(
+            (*members, self.T, n, self.action_dim), generator=generator, device=device
+        )
+
+    def sample(
+        self,
+        states: torch.Tensor,
+        generator: torch.Generator | None = None,
+        draws: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """One action per state; differentiable through all T steps (fixed noise draws).
+
+        ``draws`` (from ``chain_draws``) replaces drawing from ``generator``.
+        """
+        n = states.shape[-2]
+        if draws is None:
+            draws = self.chain_draws(n, generator, states.device, tuple(states.shape[:-2]))
+        time_embedding = self._time_embeddings(states)  # once per chain
+        x = draws[..., 0, :, :]
         for k, i in enumerate(reversed(range(self.T))):
-            eps = self.model(x, time_embedding[i].expand(n, -1), states)
-            x = self.reverse_step(x, eps, i, draws[k + 1] if i > 0 else None)
+            step_embedding = time_embedding[..., i : i + 1, :].expand(*x.shape[:-1], -1)
+            eps = self.model(x, step_embedding, states)
+            x = self.reverse_step(x, eps, i, draws[..., k + 1, :, :] if i > 0 else None)
         return x.clamp(-self.max_action, self.max_action)
 
     def forward(self, states: torch.Tensor, generator: torch.Generator | None = None):

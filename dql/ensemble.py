@@ -1,24 +1,36 @@
 """K seeds of one configuration trained together: the unit a sweep trial trains.
 
-Member k is statistically (and, on one device, numerically) the same as
-``DiffusionQL(config.replace(seed=seeds[k]))`` trained by ``Trainer``: it draws its batches
-and noise from its own generator, in the same order.
+The members are one batched model (``DiffusionQL`` with K stacked copies of every network),
+updated by one step for all. Member k is the same, to float rounding, as
+``DiffusionQL(config.replace(seed=seeds[k]))`` trained by ``Trainer``: it has that agent's
+initial weights and draws its batches and noise from its own generator in the same order.
 """
 
 from __future__ import annotations
 
+import copy
+import warnings
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 
-from dql.agent import METRIC_NAMES, DiffusionQL
+from dql.agent import DiffusionQL
 from dql.config import DQLConfig
 from dql.replay import DeviceReplay
 
+CompileMode = bool | Literal["auto"]
 
-class SeedEnsemble:
-    """K members (one per seed) of the same DQLConfig except the seed, trained together."""
+
+class SeedEnsemble(DiffusionQL):
+    """K members (one per seed) of the same DQLConfig except the seed, trained together.
+
+    ``compile``: "auto" compiles the networks with ``torch.compile`` on CUDA only (small
+    networks leave a GPU idle between kernel launches; on CPU eager mode is as fast and needs
+    no compiler); True asks for it on any device; False never. If compiling fails the
+    ensemble warns and stays in eager mode.
+    """
 
     def __init__(
         self,
@@ -27,56 +39,71 @@ class SeedEnsemble:
         action_dim: int,
         seeds: Sequence[int],
         device: torch.device | str = "cpu",
+        compile: CompileMode = "auto",
     ):
-        seeds = [int(s) for s in seeds]
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct and non-empty, got {seeds}")
-        self.config = config
-        self.seeds = seeds
-        self.members = len(seeds)
-        self.state_dim, self.action_dim = state_dim, action_dim
-        self.device = torch.device(device)
-        self.agents = [
-            DiffusionQL(config.replace(seed=s), state_dim, action_dim, self.device) for s in seeds
-        ]
-
-    @property
-    def step(self) -> int:
-        """Gradient steps done per member."""
-        return self.agents[0].step
-
-    def member(self, k: int) -> DiffusionQL:
-        """Member k as a stand-alone agent (e.g. for ``save_checkpoint``)."""
-        return self.agents[k]
+        super().__init__(config, state_dim, action_dim, device, seeds=seeds)
+        self.compiled = False
+        if compile is True or (compile == "auto" and self.device.type == "cuda"):
+            self.compiled = self._compile_networks()
 
     def train_epoch(self, replay: DeviceReplay, steps: int) -> np.ndarray:
-        """``steps`` gradient steps per member; (K, len(METRIC_NAMES)) means, one host sync."""
-        sums = torch.zeros(self.members, len(METRIC_NAMES), device=self.device)
-        for _ in range(steps):
-            for k, agent in enumerate(self.agents):
-                sums[k] += agent.update(replay.sample(self.config.batch_size, agent.generator))
-        return (sums / steps).cpu().numpy()
+        """``steps`` gradient steps per member; (K, len(METRIC_NAMES)) per-member means.
 
-    @torch.no_grad()
-    def act(
-        self,
-        states: torch.Tensor,
-        rule: str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """(K, n, obs_dim) states -> (K, n, act_dim) actions; member k acts on states[k]."""
-        if states.shape[0] != self.members:
-            raise ValueError(f"states must have {self.members} rows of members, got {states.shape}")
-        return torch.stack(
-            [agent.act(s, rule, generator) for agent, s in zip(self.agents, states, strict=True)]
+        The metrics stay on the device until the single host sync at the end.
+        """
+        return self.train_steps(replay, steps).cpu().numpy()
+
+    def member(self, k: int) -> DiffusionQL:
+        """A copy of member k as a stand-alone agent (weights, Adam state, generator, step).
+
+        For per-seed checkpoints (``save_checkpoint``) and per-seed inspection.
+        """
+        K = self.members
+        agent = DiffusionQL(
+            self.config.replace(seed=self.seeds[k]), self.state_dim, self.action_dim, self.device
         )
 
-    def state_dict(self) -> dict:
-        """Everything a bit-identical continuation needs, RNG streams and optimisers included."""
-        return {"seeds": self.seeds, "members": [agent.state_dict() for agent in self.agents]}
+        def take(tensor: torch.Tensor) -> torch.Tensor:  # copy i of a stack is member i mod K
+            return tensor.view(-1, K, *tensor.shape[1:])[:, k].reshape(-1, *tensor.shape[1:])
 
-    def load_state_dict(self, state: dict) -> None:
-        if list(state["seeds"]) != self.seeds:
-            raise ValueError(f"state is for seeds {state['seeds']}, this ensemble has {self.seeds}")
-        for agent, member in zip(self.agents, state["members"], strict=True):
-            agent.load_state_dict(member)
+        with torch.no_grad():
+            for name in ("actor", "ema_actor", "critic", "critic_target"):
+                mine, theirs = getattr(self, name), getattr(agent, name)
+                for p, q in zip(mine.parameters(), theirs.parameters(), strict=True):
+                    q.copy_(take(p))
+        for mine, theirs in (
+            (self.actor_optimizer, agent.actor_optimizer),
+            (self.critic_optimizer, agent.critic_optimizer),
+        ):
+            for p, q in zip(
+                mine.param_groups[0]["params"], theirs.param_groups[0]["params"], strict=True
+            ):
+                theirs.state[q] = {
+                    key: value.clone() if value.dim() == 0 else take(value)
+                    for key, value in mine.state[p].items()
+                }
+            theirs.param_groups[0]["lr"] = mine.param_groups[0]["lr"]
+        agent.generator.set_state(self.generators[k].get_state())
+        agent.step = self.step
+        return agent
+
+    def _compile_networks(self) -> bool:
+        """Swap each network's forward for a compiled one; warn and keep eager if that fails."""
+        try:
+            for net in (self.actor.model, self.ema_actor.model, self.critic, self.critic_target):
+                net.forward = torch.compile(net.forward, dynamic=False)
+            self.train_steps_warmup()
+        except Exception as error:  # any compiler failure: stay eager
+            for net in (self.actor.model, self.ema_actor.model, self.critic, self.critic_target):
+                net.__dict__.pop("forward", None)
+            warnings.warn(f"torch.compile failed, training in eager mode: {error}", stacklevel=3)
+            return False
+        return True
+
+    def train_steps_warmup(self) -> None:
+        """Run the compiled networks once on throwaway copies, so failures surface here."""
+        cfg = self.config
+        states = torch.zeros(self.members, cfg.batch_size, self.state_dim, device=self.device)
+        with torch.no_grad():
+            actions = copy.copy(self.actor).sample(states, draws=None)
+            self.critic(states, actions)

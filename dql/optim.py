@@ -51,10 +51,23 @@ def polyak_(target: Iterable[torch.Tensor], source: Iterable[torch.Tensor], rate
     torch._foreach_lerp_(list(target), list(source), rate)
 
 
-def clip_grad_norm(parameters: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
-    """Clip to ``max_norm`` (0 disables) and return the norm before clipping, without a sync."""
-    with_grad = [p for p in parameters if p.grad is not None]
-    norm = torch.nn.utils.get_total_norm([p.grad for p in with_grad])
+def clip_grad_norm(
+    parameters: Iterable[torch.nn.Parameter], max_norm: float, members: int = 1
+) -> torch.Tensor:
+    """Clip each member's gradient to ``max_norm`` (0 disables); return the norms before.
+
+    Parameters stack K members' copies on their first axis, possibly several blocks of K (the
+    twin critic's heads): copy i belongs to member i mod K. Member k's norm is taken over its
+    own copies only, so each member is clipped as if it were trained alone. No host sync.
+    Returns a scalar for ``members=1``, else shape (K,).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    per_member = [g.view(-1, members, g[0].numel()) for g in grads]  # (blocks, K, rest)
+    squares = torch.stack([g.square().sum(dim=(0, 2)) for g in per_member])
+    norms = squares.sum(dim=0).sqrt()  # (K,)
     if max_norm > 0:
-        torch.nn.utils.clip_grads_with_norm_(with_grad, max_norm, norm)
-    return norm
+        # As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), never above 1.
+        scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)[None, :, None]
+        for g in per_member:
+            g.mul_(scale)
+    return norms[0] if members == 1 else norms

@@ -46,6 +46,8 @@ class Transitions:
 
 
 class Batch(NamedTuple):
+    """One batch of transitions; K members' batches carry a leading (K,) axis."""
+
     state: torch.Tensor  # (B, obs_dim)
     action: torch.Tensor  # (B, act_dim)
     next_state: torch.Tensor  # (B, obs_dim)
@@ -73,7 +75,16 @@ class DeviceReplay:
 
     def sample(self, batch_size: int, generator: torch.Generator | None = None) -> Batch:
         """``batch_size`` rows drawn uniformly with replacement, as the released buffer does."""
-        idx = torch.randint(
+        return self._gather(self.draw_indices(batch_size, generator))
+
+    def sample_members(self, batch_size: int, generators: list[torch.Generator]) -> Batch:
+        """One batch per member, (K, batch_size, ...), each drawn with that member's generator."""
+        return self._gather(torch.stack([self.draw_indices(batch_size, g) for g in generators]))
+
+    def draw_indices(self, batch_size: int, generator: torch.Generator | None) -> torch.Tensor:
+        return torch.randint(
             0, self.size, (batch_size,), generator=generator, device=self.table.device
         )
-        return Batch(*self.table[idx].split(self.widths, dim=1))
+
+    def _gather(self, idx: torch.Tensor) -> Batch:
+        return Batch(*self.table[idx].split(self.widths, dim=-1))

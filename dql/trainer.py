@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
-
 from dql.agent import METRIC_NAMES, DiffusionQL
 from dql.replay import DeviceReplay
 
@@ -48,6 +46,8 @@ class Trainer:
         eval_hook: EvalHook | None = None,
         eval_every: int | None = None,
     ):
+        if agent.members != 1:
+            raise ValueError(f"Trainer trains one agent; {agent.members} members: SeedEnsemble")
         self.agent = agent
         self.replay = replay
         self.eval_hook = eval_hook
@@ -66,14 +66,11 @@ class Trainer:
         """Train epoch by epoch up to ``until_epoch`` (default: config.num_epochs)."""
         cfg = self.agent.config
         until_epoch = cfg.num_epochs if until_epoch is None else until_epoch
-        # One row of metrics per step stays on the device; one host sync per epoch.
-        buffer = torch.empty(cfg.steps_per_epoch, len(METRIC_NAMES), device=self.agent.device)
         while self.epoch < until_epoch:
             started = time.perf_counter()
-            for i in range(cfg.steps_per_epoch):
-                batch = self.replay.sample(cfg.batch_size, self.agent.generator)
-                buffer[i] = self.agent.update(batch)
-            means = dict(zip(METRIC_NAMES, buffer.mean(dim=0).tolist(), strict=True))
+            # Metrics stay on the device during the epoch; one host sync at its end.
+            epoch_means = self.agent.train_steps(self.replay, cfg.steps_per_epoch)[0]
+            means = dict(zip(METRIC_NAMES, epoch_means.tolist(), strict=True))
             elapsed = time.perf_counter() - started
             metrics = EpochMetrics(
                 epoch=self.epoch,
