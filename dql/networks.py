@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -25,47 +26,52 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class _MishFunction(torch.autograd.Function):
-    """x tanh(softplus(x)) through one sigmoid: with s = sigmoid(x) and u = 1 - s,
-    tanh(softplus(x)) = (1 - u^2) / (1 + u^2), and its derivative needs only s again.
+    """Mish through one sigmoid, with its derivative made in the forward pass.
 
-    The same function as ``F.mish`` (to float rounding) at about a quarter of the cost on CPUs
-    whose vectorised tanh is slow; both tails are stable (u -> 0 and u -> 1).
+    With s = sigmoid(x) and u = 1 - s: tanh(softplus(x)) = s (1 + u) / (1 + u^2), accurate in
+    both tails, and d mish / dx = tanh(softplus(x)) + x s sech^2(softplus(x)) with
+    sech^2 = (2 u / (1 + u^2))^2. The same function as ``F.mish`` to float rounding, at a
+    fraction of its cost where the vectorised tanh is slow (this project's 2-core CPU: about
+    2x less for forward and backward together), and the backward is one multiplication.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        # In-place wherever an intermediate is not needed again: fewer full-size tensors.
         s = torch.sigmoid(x)
-        ctx.save_for_backward(x, s)
-        u2 = (1.0 - s).square_()
-        return x * (1.0 - u2) / (1.0 + u2)
+        u = torch.rsub(s, 1.0)
+        d = torch.addcmul(x.new_ones(()), u, u)  # 1 + u^2
+        tanh_sp = torch.addcmul(s, s, u).div_(d)  # s (1 + u) / (1 + u^2)
+        if ctx.needs_input_grad[0]:
+            half_sech_sq = u.div_(d).square_()  # (u / (1 + u^2))^2 = sech^2 / 4
+            ctx.save_for_backward(torch.addcmul(tanh_sp, s.mul_(x), half_sech_sq, value=4.0))
+        return tanh_sp.mul_(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        x, s = ctx.saved_tensors
-        u2 = (1.0 - s).square_()
-        d = 1.0 + u2
-        # d/dx [x tanh(sp(x))] = tanh(sp(x)) + x sigmoid(x) sech^2(sp(x)), sech^2 = 4 u^2 / d^2
-        return grad * ((1.0 - u2) / d + 4.0 * x * s * u2 / d.square())
+        (derivative,) = ctx.saved_tensors
+        return grad * derivative
 
 
 class Mish(nn.Module):
-    """Mish (x tanh(softplus(x))), computed through a sigmoid; see ``_MishFunction``."""
+    """Mish, x tanh(softplus(x)): on CPU through a sigmoid (``_MishFunction``); elsewhere
+    PyTorch's own fused kernel, which is one memory pass on a GPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _MishFunction.apply(x)
+        return _MishFunction.apply(x) if x.device.type == "cpu" else F.mish(x)
 
 
 class MemberLinear(nn.Module):
     """``members`` independent Linear layers applied to (K, n, in) inputs by one batched matmul.
 
-    ``weight[k]`` is laid out as ``nn.Linear.weight`` (out, in), so each copy is one member's
-    ordinary linear layer.
+    ``weight[k]`` is member k's ``nn.Linear.weight`` transposed, (in, out): the layout in
+    which the batched product and its backward need no transposed copies.
     """
 
     def __init__(self, in_features: int, out_features: int, members: int = 1, init: bool = True):
         super().__init__()
         self.in_features, self.out_features, self.members = in_features, out_features, members
-        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(members, out_features))
         if init:  # owners that must draw in another order pass init=False and reset themselves
             for k in range(members):
@@ -74,7 +80,9 @@ class MemberLinear(nn.Module):
     @torch.no_grad()
     def reset_member(self, k: int) -> None:
         """Copy k drawn from the global RNG exactly as ``nn.Linear.reset_parameters`` draws."""
-        nn.init.kaiming_uniform_(self.weight[k], a=math.sqrt(5))
+        weight = torch.empty(self.out_features, self.in_features)
+        nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+        self.weight[k].copy_(weight.t())
         bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
         nn.init.uniform_(self.bias[k], -bound, bound)
 
@@ -82,8 +90,8 @@ class MemberLinear(nn.Module):
         if x.dim() == 2:  # a plain batch for a single-member layer
             if self.members != 1:
                 raise ValueError(f"a {self.members}-member layer needs (K, n, in) inputs")
-            return torch.addmm(self.bias[0], x, self.weight[0].t())
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+            return torch.addmm(self.bias[0], x, self.weight[0])
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, members={self.members}"

@@ -1,0 +1,147 @@
+"""Gradient steps per second at Hopper sizes, K seeds trained together, against matmul peak.
+
+    python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--json PATH] [--device cpu]
+
+Hopper sizes: 11-dim states, 3-dim actions, T = 5, batch 256, 3x256 networks, with and
+without max-Q backup (10 next actions per state). For each K it reports member-steps per
+second (gradient steps per second summed over the K members) and the fraction of this
+machine's matrix-multiply peak that reaches; the peak is measured in the same run, and the
+FLOPs of one member-step are counted by torch's FlopCounterMode. Never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from dql.config import DQLConfig
+from dql.ensemble import SeedEnsemble
+from dql.replay import DeviceReplay, Transitions
+
+OBS_DIM, ACT_DIM, DATASET_SIZE = 11, 3, 100_000
+
+
+def hopper_sized_transitions(seed: int = 0) -> Transitions:
+    """Random transitions with Hopper's dimensions (the values do not affect the speed)."""
+    rng = np.random.default_rng(seed)
+    n = DATASET_SIZE
+    return Transitions(
+        observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        actions=rng.uniform(-1, 1, (n, ACT_DIM)).astype(np.float32),
+        next_observations=rng.normal(size=(n, OBS_DIM)).astype(np.float32),
+        rewards=rng.normal(size=n).astype(np.float32),
+        terminals=(rng.random(n) < 0.01).astype(np.float32),
+    )
+
+
+def matmul_peak_gflops(device: torch.device, seconds: float = 2.0, n: int = 2048) -> float:
+    """Best sustained float32 GFLOP/s of an n x n matrix product (all threads)."""
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    out = torch.empty(n, n, device=device)
+    best, deadline = 0.0, time.perf_counter() + seconds
+    torch.mm(a, b, out=out)  # warm-up
+    while time.perf_counter() < deadline:
+        sync(device)
+        started = time.perf_counter()
+        for _ in range(4):
+            torch.mm(a, b, out=out)
+        sync(device)
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def flops_per_member_step(config: DQLConfig, replay: DeviceReplay, device: torch.device) -> float:
+    """Floating-point operations of one gradient step of one member, as torch counts them."""
+    ensemble = SeedEnsemble(config, OBS_DIM, ACT_DIM, [0], device)
+    ensemble.train_epoch(replay, 1)
+    with FlopCounterMode(display=False) as counter:
+        ensemble.train_epoch(replay, 1)
+    return float(counter.get_total_flops())
+
+
+def member_steps_per_s(
+    config: DQLConfig, k: int, replay: DeviceReplay, device: torch.device, seconds: float
+) -> float:
+    """Gradient steps per second summed over K members, after a warm-up epoch."""
+    ensemble = SeedEnsemble(config, OBS_DIM, ACT_DIM, list(range(k)), device)
+    ensemble.train_epoch(replay, 5)  # warm-up: allocator, kernels, compilation if any
+    steps, elapsed, chunk = 0, 0.0, 10
+    while elapsed < seconds:
+        sync(device)
+        started = time.perf_counter()
+        ensemble.train_epoch(replay, chunk)  # ends with its one host sync
+        elapsed += time.perf_counter() - started
+        steps += chunk
+    return k * steps / elapsed
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--k", default="1,2,4,8", help="comma-separated numbers of seeds")
+    parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
+    parser.add_argument("--max-q-backup", choices=["both", "on", "off"], default="both")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    ks = [int(k) for k in args.k.split(",")]
+    backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
+    device = torch.device(args.device)
+
+    replay = DeviceReplay(hopper_sized_transitions(), device)
+    base = DQLConfig(T=5, batch_size=256, hidden_dim=256)
+    peak = matmul_peak_gflops(device)
+    print(f"device {device}, {torch.get_num_threads()} threads, load {os.getloadavg()}")
+    print(f"matmul peak: {peak:.0f} GFLOP/s\n")
+    print(
+        f"{'K':>3} {'max-Q':>6} {'member-steps/s':>15} {'per member':>11} {'GFLOP/step':>11} "
+        f"{'GFLOP/s':>8} {'of peak':>8}"
+    )
+    results = []
+    for max_q in backups:
+        config = base.replace(max_q_backup=max_q)
+        flops = flops_per_member_step(config, replay, device)
+        for k in ks:
+            rate = member_steps_per_s(config, k, replay, device, args.seconds)
+            achieved = rate * flops / 1e9
+            results.append(
+                {
+                    "k": k,
+                    "max_q_backup": max_q,
+                    "member_steps_per_s": rate,
+                    "steps_per_s_per_member": rate / k,
+                    "gflop_per_member_step": flops / 1e9,
+                    "fraction_of_peak": achieved / peak,
+                    "load_average": os.getloadavg(),
+                }
+            )
+            print(
+                f"{k:>3} {'on' if max_q else 'off':>6} {rate:>15.1f} {rate / k:>11.1f} "
+                f"{flops / 1e9:>11.2f} {achieved:>8.0f} {achieved / peak:>8.1%}"
+            )
+    report = {
+        "matmul_peak_gflops": peak,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "results": results,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
