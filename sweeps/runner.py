@@ -161,10 +161,12 @@ def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
     fixed.setdefault("num_epochs", first.num_epochs)
     fixed.setdefault("eval_every", first.eval_every)
     if fixed["eval_every"] > fixed["num_epochs"]:
-        raise SweepInputError(
-            f"--eval-every {fixed['eval_every']} exceeds --epochs {fixed['num_epochs']}: "
-            "no evaluation would run before the end"
-        )
+        if args.eval_every is not None:
+            raise SweepInputError(
+                f"--eval-every {fixed['eval_every']} exceeds --epochs {fixed['num_epochs']}: "
+                "no evaluation would run before the end"
+            )
+        fixed["eval_every"] = fixed["num_epochs"]  # a short budget: evaluate at its end
     positive = {
         "--num-samples": _pick(args.num_samples, defaults, "num_samples", 16),
         "--seeds": _pick(args.seeds, defaults, "seeds", 3),

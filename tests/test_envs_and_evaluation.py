@@ -65,3 +65,16 @@ def test_vectorised_evaluation_replays_the_one_by_one_episodes():
     assert not np.allclose(other.returns, side_by_side.returns)
     assert not np.allclose(side_by_side.returns[0], side_by_side.returns[1])
     assert side_by_side.env_id == "Hopper-v5" and side_by_side.mujoco_version
+
+
+def test_the_bandit_scores_actions_by_the_mode_they_land_on():
+    from dql.bandit_env import bandit_reward
+    from dql.run import prepare_bandit
+    from dql.scores import normalized_score
+
+    assert bandit_reward(np.array([0.8, -0.8])) == 5.0  # the best mode
+    assert bandit_reward(np.array([-0.75, 0.85])) == 3.0
+    assert bandit_reward(np.array([1.0, -1.0])) == 0.0  # the clamped corner is off every mode
+    prepared = prepare_bandit()
+    best = evaluate(lambda s: np.tile([0.8, -0.8], (*s.shape[:2], 1)), prepared.env, 1, 4, 0)
+    assert normalized_score("bandit", best.mean_returns[0], prepared.reference) == 100.0
