@@ -205,7 +205,9 @@ class DiffusionQL:
         self.critic_optimizer.step()
 
         # Actor: diffusion BC loss + eta * Q loss normalised by the other head's mean |Q|.
-        bc_loss = self.actor.bc_loss(batch.action, batch.state, draws=draws[1:3])
+        bc_loss = self.actor.bc_loss(
+            batch.action, batch.state, draws=(draws.bc_steps, draws.bc_noise)
+        )
         if cfg.eta > 0:  # a_pi keeps the gradient through all T steps
             new_action = self.actor.sample(batch.state, draws=draws.policy_chain)
             q1_pi, q2_pi = self.critic(batch.state, new_action)

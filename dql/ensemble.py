@@ -8,10 +8,8 @@ initial weights and draws its batches and noise from its own generator in the sa
 
 from __future__ import annotations
 
-import copy
 import warnings
 from collections.abc import Sequence
-from typing import Literal
 
 import numpy as np
 import torch
@@ -20,16 +18,17 @@ from dql.agent import DiffusionQL
 from dql.config import DQLConfig
 from dql.replay import DeviceReplay
 
-CompileMode = bool | Literal["auto"]
+CompileMode = bool | str  # "auto", or a torch.compile mode such as "reduce-overhead"
 
 
 class SeedEnsemble(DiffusionQL):
     """K members (one per seed) of the same DQLConfig except the seed, trained together.
 
     ``compile``: "auto" compiles the networks with ``torch.compile`` on CUDA only (small
-    networks leave a GPU idle between kernel launches; on CPU eager mode is as fast and needs
-    no compiler); True asks for it on any device; False never. If compiling fails the
-    ensemble warns and stays in eager mode.
+    networks leave a GPU idle between kernel launches; on CPU it needs a C++ compiler and
+    minutes of compiling per shape); True compiles on any device; another string is a
+    ``torch.compile`` mode (e.g. "reduce-overhead": CUDA graphs), on any device; False
+    never. If compiling fails the ensemble warns and trains in eager mode.
     """
 
     def __init__(
@@ -43,8 +42,10 @@ class SeedEnsemble(DiffusionQL):
     ):
         super().__init__(config, state_dim, action_dim, device, seeds=seeds)
         self.compiled = False
-        if compile is True or (compile == "auto" and self.device.type == "cuda"):
-            self.compiled = self._compile_networks()
+        if compile == "auto":
+            compile = self.device.type == "cuda"
+        if compile:
+            self.compiled = self._compile_networks(None if compile is True else compile)
 
     def train_epoch(self, replay: DeviceReplay, steps: int) -> np.ndarray:
         """``steps`` gradient steps per member; (K, len(METRIC_NAMES)) per-member means.
@@ -87,23 +88,20 @@ class SeedEnsemble(DiffusionQL):
         agent.step = self.step
         return agent
 
-    def _compile_networks(self) -> bool:
-        """Swap each network's forward for a compiled one; warn and keep eager if that fails."""
+    def _compile_networks(self, mode: str | None) -> bool:
+        """Swap each network's forward for a compiled one and run it once, so that a compiler
+        failure surfaces here; then warn and stay eager."""
+        networks = (self.actor.model, self.ema_actor.model, self.critic, self.critic_target)
         try:
-            for net in (self.actor.model, self.ema_actor.model, self.critic, self.critic_target):
-                net.forward = torch.compile(net.forward, dynamic=False)
-            self.train_steps_warmup()
+            for net in networks:
+                net.forward = torch.compile(net.forward, mode=mode, dynamic=False)
+            states = torch.zeros(self.members, 2, self.state_dim, device=self.device)
+            with torch.no_grad():  # a throwaway generator: training streams stay untouched
+                generator = torch.Generator(self.device).manual_seed(0)
+                self.critic(states, self.actor.sample(states, generator))
         except Exception as error:  # any compiler failure: stay eager
-            for net in (self.actor.model, self.ema_actor.model, self.critic, self.critic_target):
+            for net in networks:
                 net.__dict__.pop("forward", None)
             warnings.warn(f"torch.compile failed, training in eager mode: {error}", stacklevel=3)
             return False
         return True
-
-    def train_steps_warmup(self) -> None:
-        """Run the compiled networks once on throwaway copies, so failures surface here."""
-        cfg = self.config
-        states = torch.zeros(self.members, cfg.batch_size, self.state_dim, device=self.device)
-        with torch.no_grad():
-            actions = copy.copy(self.actor).sample(states, draws=None)
-            self.critic(states, actions)

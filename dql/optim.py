@@ -63,11 +63,11 @@ def clip_grad_norm(
     """
     grads = [p.grad for p in parameters if p.grad is not None]
     per_member = [g.view(-1, members, g[0].numel()) for g in grads]  # (blocks, K, rest)
-    squares = torch.stack([g.square().sum(dim=(0, 2)) for g in per_member])
-    norms = squares.sum(dim=0).sqrt()  # (K,)
+    norms = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g, dim=(0, 2)) for g in per_member]), dim=0
+    )  # (K,)
     if max_norm > 0:
         # As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), never above 1.
-        scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0)[None, :, None]
-        for g in per_member:
-            g.mul_(scale)
+        scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0).view(1, members, 1)
+        torch._foreach_mul_(per_member, [scale] * len(per_member))
     return norms[0] if members == 1 else norms
