@@ -12,12 +12,12 @@ Never part of the tests.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
 
 import torch
+from train_speed import write_report  # bench/ is the script's directory
 
 from dql.config import DQLConfig
 from dql.ensemble import SeedEnsemble
@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{vector / single:>8.1f}x {vector_steps:>19.0f}"
         )
     report = {"env": spec.label, "rule": args.rule, "device": args.device, "results": results}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.json)
     return report
 
 

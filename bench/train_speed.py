@@ -155,10 +155,15 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "results": results,
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.json)
     return report
+
+
+def write_report(report: dict, path: Path | None) -> None:
+    """The figures as JSON at ``path`` (nothing when None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
