@@ -173,11 +173,11 @@ class DiffusionQL:
         n_next = batch_size * (cfg.max_q_backup_samples if cfg.max_q_backup else 1)
         columns = []
         for g in self.generators:
-            next_chain = actor.chain_draws(n_next, g, device) if needs_target else None
-            bc_steps, bc_noise = actor.bc_draws(batch_size, g, device)
+            next_chain = actor.chain_draws((n_next,), g, device) if needs_target else None
+            bc_steps, bc_noise = actor.bc_draws((batch_size,), g, device)
             policy_chain = coin = None
             if cfg.eta > 0:
-                policy_chain = actor.chain_draws(batch_size, g, device)
+                policy_chain = actor.chain_draws((batch_size,), g, device)
                 coin = torch.rand((), generator=g, device=device) > 0.5
             columns.append((next_chain, bc_steps, bc_noise, policy_chain, coin))
         return StepDraws(

@@ -18,7 +18,7 @@ import torch
 from dql.agent import DiffusionQL
 from dql.config import DQLConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: networks stack K members, (K, in, out) weights; per-member generators
 
 
 def global_rng_state() -> dict[str, Any]:

@@ -63,11 +63,15 @@ class DiffusionPolicy(nn.Module):
         )
 
     def bc_draws(
-        self, n: int, generator: torch.Generator | None = None, device: torch.device | None = None
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The BC loss's random draws for n samples: steps t ~ U{0..T-1}, then noise eps."""
-        t = torch.randint(0, self.T, (n,), generator=generator, device=device)
-        noise = torch.randn((n, self.action_dim), generator=generator, device=device)
+        """The BC loss's random draws for samples of ``shape`` ((n,) or (K, n)): steps
+        t ~ U{0..T-1}, then noise eps."""
+        t = torch.randint(0, self.T, shape, generator=generator, device=device)
+        noise = torch.randn((*shape, self.action_dim), generator=generator, device=device)
         return t, noise
 
     def bc_loss(
@@ -79,12 +83,12 @@ class DiffusionPolicy(nn.Module):
     ) -> torch.Tensor:
         """MSE between true and predicted noise, t ~ U{0..T-1} per sample.
 
-        One loss for a plain batch; one per member, shape (K,), for (K, n, ...) batches, whose
-        ``draws`` (t of shape (K, n), noise (K, n, A)) the caller supplies.
+        One loss for a plain batch; one per member, shape (K,), for (K, n, ...) batches.
+        ``draws`` (from ``bc_draws``) replaces drawing from ``generator``.
         """
-        t, noise = (
-            draws if draws is not None else self.bc_draws(len(actions), generator, actions.device)
-        )
+        if draws is None:
+            draws = self.bc_draws(tuple(actions.shape[:-1]), generator, actions.device)
+        t, noise = draws
         time_embedding = torch.take_along_dim(
             self._time_embeddings(states), t.unsqueeze(-1), dim=-2
         )
@@ -104,12 +108,13 @@ class DiffusionPolicy(nn.Module):
 
     def chain_draws(
         self,
-        n: int,
+        shape: tuple[int, ...],
         generator: torch.Generator | None = None,
         device: torch.device | None = None,
-        members: tuple[int, ...] = (),
     ) -> torch.Tensor:
-        """The chain's noise for n states, (*members, T, n, A): x_T, then one per noisy step."""
+        """The chain's noise for states of ``shape`` ((n,) or (K, n)): x_T, then one draw per
+        noisy step, stacked as (..., T, n, A)."""
+        *members, n = shape
         return torch.randn(
             (*members, self.T, n, self.action_dim), generator=generator, device=device
         )
@@ -124,9 +129,8 @@ class DiffusionPolicy(nn.Module):
 
         ``draws`` (from ``chain_draws``) replaces drawing from ``generator``.
         """
-        n = states.shape[-2]
         if draws is None:
-            draws = self.chain_draws(n, generator, states.device, tuple(states.shape[:-2]))
+            draws = self.chain_draws(tuple(states.shape[:-1]), generator, states.device)
         time_embedding = self._time_embeddings(states)  # once per chain
         x = draws[..., 0, :, :]
         for k, i in enumerate(reversed(range(self.T))):

@@ -82,3 +82,27 @@ def test_act_gives_one_action_per_state_per_member():
     ensemble = SeedEnsemble(config, 4, 2, [0, 1, 2])
     actions = ensemble.act(torch.randn(3, 7, 4), "softmax", torch.Generator().manual_seed(1))
     assert actions.shape == (3, 7, 2) and actions.abs().max() <= config.max_action
+
+
+def test_member_k_acts_on_its_own_states_with_its_own_weights():
+    ensemble = SeedEnsemble(tiny_config(), 4, 2, SEEDS)
+    states = torch.randn(2, 5, 4)
+    actions = ensemble.act(states, "sample", torch.Generator().manual_seed(7))
+    draws = ensemble.actor.chain_draws((2, 5), torch.Generator().manual_seed(7))
+    for k in range(2):
+        with torch.no_grad():
+            alone = ensemble.member(k).actor.sample(states[k], draws=draws[k])
+        torch.testing.assert_close(actions[k], alone)
+
+
+def test_each_member_is_clipped_by_its_own_gradient_norm():
+    from dql.optim import clip_grad_norm
+
+    # Two members' copies stacked on the first axis, in two blocks (as the twin critic's heads).
+    p = torch.nn.Parameter(torch.zeros(4, 1))
+    p.grad = torch.tensor([[3.0], [0.3], [0.0], [0.4]])  # member 0: (3, 0); member 1: (0.3, 0.4)
+    norms = clip_grad_norm([p], 1.0, members=2)
+    torch.testing.assert_close(norms, torch.tensor([3.0, 0.5]))
+    torch.testing.assert_close(
+        p.grad, torch.tensor([[1.0], [0.3], [0.0], [0.4]]), atol=1e-6, rtol=0
+    )
