@@ -1,0 +1,116 @@
+"""A plain-text account of one or more sweeps: what ran, how it ended, what won, what it cost.
+
+Printed at the end of every sweep script and by ``python -m analysis summary``; it reads
+half-finished sweeps as readily as finished ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from analysis.aggregate import Selection, run_scores, task_table, trial_scores
+from analysis.loading import STATUSES, Results, load
+from analysis.statistics import iqm_ci, optimality_gap_ci
+
+
+def summarize(paths: str | Sequence[str], selection: Selection | None = None) -> str:
+    """The summary of every experiment found under ``paths`` (local or s3://)."""
+    return summary_text(load(paths), selection)
+
+
+def summary_text(results: Results, selection: Selection | None = None) -> str:
+    selection = selection or Selection()
+    trials = results.trials
+    lines = [f"{len(trials)} trials in {trials['experiment'].nunique()} experiment folder(s)"]
+    lines += _status_counts(trials)
+    lines += _ended_badly(trials)
+    lines += _time_spent(trials)
+    lines += _best_per_task(results, selection)
+    lines += _aggregate(results, selection)
+    return "\n".join(lines)
+
+
+def _status_counts(trials: pd.DataFrame) -> list[str]:
+    counts = trials.groupby(["task", "stage"], dropna=False)["status"].value_counts().unstack()
+    counts = counts.reindex(columns=[s for s in STATUSES if s in counts.columns]).fillna(0)
+    totals = ", ".join(f"{s} {int(counts[s].sum())}" for s in counts.columns)
+    lines = ["", f"Trials by status: {totals}"]
+    for (task, stage), row in counts.iterrows():
+        parts = ", ".join(f"{s} {int(n)}" for s, n in row.items() if n)
+        lines.append(f"  {task} [{stage}]: {parts}")
+    return lines
+
+
+def _ended_badly(trials: pd.DataFrame) -> list[str]:
+    lines = []
+    stopped = int((trials["status"] == "stopped_early").sum())
+    if stopped:
+        lines.append(f"Stopped early by the scheduler: {stopped}")
+    for status in ("diverged", "failed"):
+        bad = trials[trials["status"] == status]
+        if not bad.empty:
+            lines.append(f"{status.capitalize()}: {len(bad)}")
+            for _, trial in bad.iterrows():
+                lines.append(f"  {trial['task']} {trial['trial_dir']}: {trial['status_reason']}")
+    return ["", *lines] if lines else []
+
+
+def _time_spent(trials: pd.DataFrame) -> list[str]:
+    wall = trials["wall_time_s"].astype(float)
+    tune = trials["time_total_s"].astype(float)
+    total = np.nansum(np.where(np.isfinite(tune), tune, wall))
+    return ["", f"Time spent in trials: {_duration(total)} (sum over trials)"]
+
+
+def _duration(seconds: float) -> str:
+    seconds = float(seconds)
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _best_per_task(results: Results, selection: Selection) -> list[str]:
+    table = task_table(results, selection)
+    if table.empty:
+        return []
+    lines = ["", "Best configuration per task (reported trial; scores: mean over seeds):"]
+    searched = [c for c in ("eta", "T", "actor_lr") if c in table]
+    for _, row in table.iterrows():
+        if pd.isna(row.get("trial_id")):
+            lines.append(f"  {row['task']}: no evaluated trial yet")
+            continue
+        config = " ".join(f"{c}={_short(row[c])}" for c in searched)
+        lines.append(
+            f"  {row['task']}: {config} [{row['source']}, {row['status']}, "
+            f"{int(row['seeds_scored'])} seeds] last {row['last_mean']:.1f}, "
+            f"best {row['best_mean']:.1f}, offline {row['offline_mean']:.1f} "
+            f"(search: {int(row.get('search_trials', 0) or 0)} trials, "
+            f"{int(row.get('tuning_episodes', 0) or 0)} episodes)"
+        )
+    return lines
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _aggregate(results: Results, selection: Selection) -> list[str]:
+    scores = run_scores(results, "last", selection)
+    runs = sum(len(v) for v in scores.values())
+    if len(scores) < 1 or runs < 2:
+        return []
+    return [
+        "",
+        f"Across {len(scores)} task(s), {runs} runs, last evaluation (95% stratified bootstrap):",
+        f"  IQM {iqm_ci(scores)}; optimality gap {optimality_gap_ci(scores)}",
+    ]
+
+
+def trials_by_status(results: Results) -> pd.DataFrame:
+    """Counts per task and stage (a frame, for notebooks)."""
+    return trial_scores(results).pivot_table(
+        index=["task", "stage"], columns="status", values="trial_id", aggfunc="count", fill_value=0
+    )
