@@ -5,7 +5,9 @@
 
 Both ways run exactly the same episodes (``dql.evaluation`` checks this); the policy is an
 untrained SeedEnsemble at paper sizes (T = 5, 3x256 networks, 50 candidates for softmax).
-Episodes are cut at ``--max-steps`` so an untrained policy's episodes stay comparable.
+Episodes are cut at ``--max-steps``. Env steps per second are reported too: the vector env
+steps every environment (and computes its action) until the longest episode ends, so with
+episodes of very unequal length episodes per second alone can mislead.
 Never part of the tests.
 """
 
@@ -51,14 +53,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(
         f"{'K':>3} {'episodes':>9} {'vectorised ep/s':>16} {'one by one ep/s':>16} "
-        f"{'speed-up':>9} {'vector env steps/s':>19}"
+        f"{'speed-up':>9} {'env steps/s vectorised':>23} {'one by one':>11}"
     )
     results = []
     for k in (int(k) for k in args.k.split(",")):
         ensemble = SeedEnsemble(DQLConfig(), obs_dim, act_dim, list(range(k)), args.device)
         policy = agent_policy(ensemble, args.rule, seed=0)
         vector, vector_steps = episodes_per_s(evaluate, policy, spec, k, args.episodes)
-        single, _ = episodes_per_s(evaluate_one_by_one, policy, spec, k, args.episodes)
+        single, single_steps = episodes_per_s(evaluate_one_by_one, policy, spec, k, args.episodes)
         results.append(
             {
                 "k": k,
@@ -67,12 +69,13 @@ def main(argv: list[str] | None = None) -> dict:
                 "one_by_one_episodes_per_s": single,
                 "speedup": vector / single,
                 "vectorised_env_steps_per_s": vector_steps,
+                "one_by_one_env_steps_per_s": single_steps,
                 "load_average": os.getloadavg(),
             }
         )
         print(
             f"{k:>3} {k * args.episodes:>9} {vector:>16.2f} {single:>16.2f} "
-            f"{vector / single:>8.1f}x {vector_steps:>19.0f}"
+            f"{vector / single:>8.1f}x {vector_steps:>23.0f} {single_steps:>11.0f}"
         )
     report = {"env": spec.label, "rule": args.rule, "device": args.device, "results": results}
     write_report(report, args.json)
