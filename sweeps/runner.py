@@ -474,14 +474,15 @@ def run(plan: Plan) -> dict[str, dict[str, Any]]:
 def report(plan: Plan) -> None:
     """Print the sweep's summary and write its LaTeX table into the results folder."""
     root = f"{plan.storage}/{plan.name}"
+    from analysis.storage import ResultsError
+    from analysis.summary import summarize
+    from analysis.tables import write_sweep_table
+
     try:
-        from analysis.summary import summarize
-        from analysis.tables import write_sweep_table
-    except ImportError:  # analysis arrives with its own issue
-        print(f"results in {root}")
-        return
-    print(summarize([root]))
-    print(f"LaTeX table: {write_sweep_table(root)}")
+        print(summarize([root]))
+        print(f"LaTeX table: {write_sweep_table(root)}")
+    except ResultsError as error:  # e.g. every trial failed before reporting
+        print(f"no table for {root}: {error}")
 
 
 # ---------------------------------------------------------------- smoke
