@@ -1,6 +1,7 @@
 """Gradient steps per second at Hopper sizes, K seeds trained together, against matmul peak.
 
-    python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--json PATH] [--device cpu]
+    python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--max-q-backup both|on|off]
+                                [--threads N] [--device cpu] [--json PATH]
 
 Hopper sizes: 11-dim states, 3-dim actions, T = 5, batch 256, 3x256 networks, with and
 without max-Q backup (10 next actions per state). For each K it reports member-steps per
@@ -102,8 +103,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
     parser.add_argument("--max-q-backup", choices=["both", "on", "off"], default="both")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     ks = [int(k) for k in args.k.split(",")]
     backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
     device = torch.device(args.device)
