@@ -6,6 +6,7 @@ Never imports ray, optuna or analysis: everything one training needs, nothing mo
 from dql.agent import METRIC_NAMES, DiffusionQL
 from dql.checkpoint import load_checkpoint, save_checkpoint
 from dql.config import ConfigError, DQLConfig
+from dql.ensemble import SeedEnsemble
 from dql.presets import UnknownTaskError, paper_presets, preset_config
 from dql.replay import DeviceReplay, Transitions
 from dql.trainer import EpochMetrics, Trainer
@@ -17,6 +18,7 @@ __all__ = [
     "DeviceReplay",
     "DiffusionQL",
     "EpochMetrics",
+    "SeedEnsemble",
     "Trainer",
     "Transitions",
     "UnknownTaskError",

@@ -42,8 +42,9 @@ def evaluate(policy: Policy, spec: EnvSpec, members: int, episodes: int, seed: i
         returns = np.zeros(total)
         lengths = np.zeros(total, dtype=np.int64)
         running = np.ones(total, dtype=bool)
+        action_shape = envs.single_action_space.shape
         while running.any():
-            actions = policy(obs.reshape(members, episodes, -1)).reshape(total, -1)
+            actions = _act_on_running(policy, obs, running, members, episodes, action_shape)
             obs, reward, terminated, truncated, _ = envs.step(actions)
             # Finished envs keep stepping (autoreset) until all are done; their steps are masked.
             returns += np.where(running, reward, 0.0)
@@ -58,6 +59,24 @@ def evaluate(policy: Policy, spec: EnvSpec, members: int, episodes: int, seed: i
         mujoco_version(),
         seed,
     )
+
+
+def _act_on_running(policy, obs, running, members, episodes, action_shape) -> np.ndarray:
+    """Ask the policy only about running episodes (padded to the busiest member's count)."""
+    alive = running.reshape(members, episodes)
+    width = max(int(alive.sum(axis=1).max()), 1)
+    rows = np.zeros((members, width), dtype=np.int64)
+    counts = alive.sum(axis=1)
+    for k in range(members):
+        live = np.flatnonzero(alive[k])
+        rows[k, : len(live)] = live
+        rows[k, len(live) :] = live[0] if len(live) else 0  # padding, discarded below
+    members_index = np.arange(members)[:, None]
+    chosen = policy(obs.reshape(members, episodes, -1)[members_index, rows])
+    actions = np.zeros((members, episodes, *action_shape))
+    for k in range(members):
+        actions[k, rows[k, : counts[k]]] = chosen[k, : counts[k]]
+    return actions.reshape(members * episodes, *action_shape)
 
 
 def evaluate_one_by_one(policy: Policy, spec: EnvSpec, members: int, episodes: int, seed: int):
@@ -84,16 +103,11 @@ def evaluate_one_by_one(policy: Policy, spec: EnvSpec, members: int, episodes: i
 
 
 def agent_policy(agent, rule: str | None = None, seed: int = 0) -> Policy:
-    """Wrap a DiffusionQL or SeedEnsemble as a numpy policy with its own seeded sampler."""
+    """Wrap a DiffusionQL or SeedEnsemble (K members) as a numpy policy with a seeded sampler."""
     generator = torch.Generator(agent.device).manual_seed(seed)
-    batched = hasattr(agent, "members")
 
     def policy(observations: np.ndarray) -> np.ndarray:
         states = torch.as_tensor(observations, dtype=torch.float32, device=agent.device)
-        if batched:
-            actions = agent.act(states, rule, generator)
-        else:  # a single agent: one member
-            actions = agent.act(states[0], rule, generator)[None]
-        return actions.cpu().numpy().astype(np.float64)
+        return agent.act(states, rule, generator).cpu().numpy().astype(np.float64)
 
     return policy

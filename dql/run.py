@@ -28,7 +28,7 @@ from dql.replay import DeviceReplay, Transitions
 from dql.rewards import tune_rewards
 from dql.scores import ReferenceScores, normalized_score
 
-RUN_FORMAT = "dql-run-1"
+RUN_FORMAT = "dql-run-2"  # 2: the batched ensemble's state layout
 
 
 @dataclass
