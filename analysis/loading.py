@@ -22,6 +22,7 @@ from analysis.storage import ResultsError, filesystem, join, read_text, unstrip
 
 TUNE_ROWS = "result.json"
 TRAIN_ROWS = "results.jsonl"
+CHECKPOINT_ROWS = "rows.jsonl"  # the sweep trainable's exactly-once copy of a trial's rows
 STATUS_FILE = "trial_status.json"
 STATUSES = ("finished", "stopped_early", "diverged", "failed", "running")
 # Per-seed lists of a result row and the column each becomes once exploded.
@@ -98,6 +99,7 @@ def _read_path(path: str) -> list[tuple[list[dict], dict]]:
         files = [root] if fs.isfile(root) else fs.find(root)
     except (PermissionError, OSError) as error:
         raise ResultsError(f"cannot read {path}: {error}") from None
+    checkpoint_rows = _newest_checkpoint_rows(files)
     files = [f for f in files if "/checkpoint_" not in f and "/checkpoints/" not in f]
     folders: dict[str, set[str]] = {}
     for file in files:
@@ -111,7 +113,10 @@ def _read_path(path: str) -> list[tuple[list[dict], dict]]:
         elif TUNE_ROWS in names or "params.json" in names:
             experiment = folder.rpartition("/")[0]
             statuses = _status_file(fs, experiment, folders.get(experiment, set()))
-            out.append(_read_tune_trial(fs, folder, names, unstrip(path, fs, experiment), statuses))
+            trial = _read_tune_trial(
+                fs, folder, names, unstrip(path, fs, experiment), statuses, checkpoint_rows
+            )
+            out.append(trial)
     return out
 
 
@@ -124,9 +129,25 @@ def _status_file(fs, experiment: str, names: set[str]) -> dict[str, dict]:
         return {}
 
 
-def _read_tune_trial(fs, folder: str, names: set[str], experiment: str, statuses: dict) -> tuple:
+def _newest_checkpoint_rows(files: list[str]) -> dict[str, str]:
+    """Trial folder -> its newest ``checkpoint_*/rows.jsonl`` (every row the trial made)."""
+    newest: dict[str, str] = {}
+    for file in files:
+        match = re.search(r"^(.*)/checkpoint_(\d+)/" + CHECKPOINT_ROWS + "$", file)
+        if match and file > newest.get(match.group(1), ""):
+            newest[match.group(1)] = file
+    return newest
+
+
+def _read_tune_trial(
+    fs, folder: str, names: set[str], experiment: str, statuses: dict, checkpoint_rows: dict
+) -> tuple:
     trial_dir = folder.rpartition("/")[2]
     records = _json_lines(read_text(fs, join(fs, folder, TUNE_ROWS))) if TUNE_ROWS in names else []
+    if folder in checkpoint_rows:  # fills rows Tune's result.json lost (a node died)
+        saved = _json_lines(read_text(fs, checkpoint_rows[folder]))
+        tune_fields = {k: v for k, v in (records[-1] if records else {}).items() if k == "trial_id"}
+        records = [{**tune_fields, **row} for row in saved] + records
     params = {}
     if "params.json" in names:
         try:

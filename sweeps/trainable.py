@@ -6,6 +6,7 @@ run, so a restored trial continues from its last row and never repeats or loses 
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,19 @@ import numpy as np
 from ray import tune
 
 SEARCHED = ("eta", "T", "actor_lr")
+# Tune's result.json can miss the row reported just before a node dies (seen in
+# tests/test_sweeps.py); the newest checkpoint's rows.jsonl is exactly-once by construction.
+ROWS_FILE = "rows.jsonl"
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def trial_config(config: dict[str, Any]):
@@ -45,17 +59,21 @@ def train_trial(config: dict[str, Any]) -> None:
         stage=config.get("stage", "search"),
         q_bound=config.get("q_bound", 1e6),
     )
+    history: list[dict[str, Any]] = []  # every row so far: each checkpoint carries them all
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             run.load(Path(folder) / "run.pt")
+            history = read_rows(Path(folder) / ROWS_FILE)
     node_id = ray.get_runtime_context().get_node_id()
     for report in run.epochs():
         if report.row is None:
             continue
         row = {**report.row, "node_id": node_id, "device": device}
+        history.append(row)
         with tempfile.TemporaryDirectory() as folder:
             run.save(Path(folder) / "run.pt")
+            write_rows(Path(folder) / ROWS_FILE, history)
             tune.report(row, checkpoint=tune.Checkpoint.from_directory(folder))
         if row["status"] == "diverged":
             return

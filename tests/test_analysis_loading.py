@@ -44,6 +44,21 @@ def test_a_repeated_interval_keeps_the_last_row(tmp_path):
     assert list(rows["normalized_score"]) == [10, 30]  # not the repeated -1
 
 
+def test_rows_lost_from_result_json_come_back_from_the_newest_checkpoint(tmp_path):
+    experiment = write_sweep(tmp_path, "hopper-medium-v2", [FakeTrial([[10], [20], [30]])])
+    trial = next(experiment.glob("trial_*"))
+    result = trial / "result.json"
+    lines = result.read_text().splitlines()
+    for number, upto in ((0, 1), (1, 3)):  # checkpoints after the 1st and the 3rd row
+        folder = trial / f"checkpoint_{number:06d}"
+        folder.mkdir()
+        (folder / "rows.jsonl").write_text("".join(line + "\n" for line in lines[:upto]))
+    result.write_text(lines[0] + "\n" + lines[2] + "\n")  # Tune lost the 2nd row
+    rows = load(str(tmp_path)).rows
+    assert list(rows["epoch"]) == [50, 100, 150]
+    assert list(rows["normalized_score"]) == [10, 20, 30]
+
+
 def test_statuses_are_inferred_and_a_failed_trial_without_rows_is_kept(tmp_path):
     write_sweep(
         tmp_path,

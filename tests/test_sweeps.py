@@ -18,6 +18,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # behave the same with or wi
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from analysis.loading import load_rows  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCOMOTION = ROOT / "sweeps" / "locomotion.py"
 # A budget of seconds per trial: tiny networks, 10 steps an epoch, evaluation every epoch.
@@ -223,10 +225,14 @@ def test_a_trial_on_a_killed_node_resumes_from_its_checkpoint(cluster, hopper_fi
     head_cluster.remove_node(victim, allow_graceful=False)
     output, _ = driver.communicate(timeout=300)
     assert driver.returncode == 0, output
-    rows = rows_of(experiment)
-    epochs = [row["epoch"] for row in rows]
-    assert sorted(epochs) == list(range(1, 9)), epochs  # none lost, none repeated
+    # The newest checkpoint holds every row exactly once, and analysis reads them all.
+    newest = sorted(experiment.glob("*/checkpoint_*/rows.jsonl"))[-1]
+    rows = [json.loads(line) for line in newest.read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(1, 9))  # none lost, none repeated
     assert len({row["node_id"] for row in rows}) == 2  # it moved to another node
+    loaded = load_rows([str(experiment)])
+    assert sorted(loaded["epoch"]) == list(range(1, 9))
+    assert loaded["trial_id"].nunique() == 1
     assert statuses_of(experiment).popitem()[1]["status"] == "finished"
     if spare.node_id == victim_id:  # keep two GPU workers for the tests after this one
         head_cluster.add_node(num_cpus=2, num_gpus=1)
@@ -346,3 +352,43 @@ def test_more_gpus_per_trial_than_any_node_has_fails_before_any_trial(tmp_path, 
     # It joins the running test cluster (whose nodes have at most 1 GPU) or starts its own.
     assert "--gpus-per-trial 2" in result.stderr and "largest node has" in result.stderr
     assert not (tmp_path / "g" / "hopper-medium-v2").exists()
+
+
+def test_confirm_reruns_the_best_configuration_with_fresh_seeds(cluster, hopper_file, tmp_path):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    code = main(
+        SUITE,
+        sweep_args(
+            hopper_file,
+            tmp_path,
+            "confirm",
+            "--num-samples",
+            "2",
+            "--seeds",
+            "1",
+            "--epochs",
+            "2",
+            "--confirm",
+            "2",
+            "--address",
+            cluster[0].address,
+        ),
+    )
+    assert code == 0
+    search = rows_of(tmp_path / "confirm" / "hopper-medium-v2")
+    finals = [row for row in search if row["status"] == "finished"]
+    best = max(finals, key=lambda row: row["normalized_score"])["hparams"]
+    confirm_dir = tmp_path / "confirm" / "hopper-medium-v2-confirm"
+    confirmed = rows_of(confirm_dir)
+    assert [row["epoch"] for row in confirmed] == [1, 2]
+    for row in confirmed:
+        assert row["stage"] == "confirm" and row["seeds"] == [1000, 1001]
+        assert len(row["normalized_scores"]) == 2
+        assert {k: row["hparams"][k] for k in ("eta", "T", "actor_lr")} == {
+            k: best[k] for k in ("eta", "T", "actor_lr")
+        }
+    assert not {1000, 1001} & {seed for row in search for seed in row["seeds"]}
+    assert [s["stage"] for s in statuses_of(confirm_dir).values()] == ["confirm"]
+    assert (tmp_path / "confirm" / "results_table.tex").is_file()
