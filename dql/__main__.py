@@ -81,17 +81,11 @@ def _add_toy(commands) -> None:
 
 
 def _run_train(args) -> int:
-    from dql.train import TrainRequest, parse_overrides, train
+    from dql.train import TrainRequest, budget_overrides, parse_overrides, train
 
-    overrides = parse_overrides(args.set)
-    for field, value in (
-        ("num_epochs", args.epochs),
-        ("steps_per_epoch", args.steps_per_epoch),
-        ("eval_every", args.eval_every),
-        ("eval_episodes", args.eval_episodes),
-    ):
-        if value is not None:
-            overrides[field] = value
+    overrides = parse_overrides(args.set) | budget_overrides(
+        args.epochs, args.steps_per_epoch, args.eval_every, args.eval_episodes
+    )
     rows = train(
         TrainRequest(
             task=args.task,

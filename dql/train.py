@@ -133,6 +133,22 @@ def _write_run_json(path: Path, request, prepared: PreparedTask, config, device)
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
+def budget_overrides(
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    eval_every: int | None = None,
+    eval_episodes: int | None = None,
+) -> dict[str, int]:
+    """The command-line budget flags as DQLConfig overrides (None keeps the preset's)."""
+    values = {
+        "num_epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+    }
+    return {field: value for field, value in values.items() if value is not None}
+
+
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set eta=0.5 --set T=10``: typed by the DQLConfig field's default."""
     defaults = DQLConfig().to_dict()

@@ -135,7 +135,7 @@ def _pair(values) -> str:
 # ---------------------------------------------------------------- validation
 def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
     """Check every input and resolve every default; raises SweepInputError & co. on bad input."""
-    from dql.train import parse_overrides
+    from dql.train import budget_overrides, parse_overrides
 
     smoke = args.smoke
     tasks = _split(args.tasks) if args.tasks else list(suite.tasks)
@@ -146,15 +146,11 @@ def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
     ranges = (SMOKE_RANGES if smoke else suite.ranges).with_overrides(
         eta=args.eta_range, T=args.T_range, actor_lr=args.lr_range
     )
-    fixed = {**(SMOKE_CONFIG if smoke else {}), **parse_overrides(args.set)}
-    for name, value in (
-        ("num_epochs", args.epochs),
-        ("steps_per_epoch", args.steps_per_epoch),
-        ("eval_every", args.eval_every),
-        ("eval_episodes", args.eval_episodes),
-    ):
-        if value is not None:
-            fixed[name] = value
+    fixed = {
+        **(SMOKE_CONFIG if smoke else {}),
+        **parse_overrides(args.set),
+        **budget_overrides(args.epochs, args.steps_per_epoch, args.eval_every, args.eval_episodes),
+    }
     for task in tasks:
         _check_task(task, data.get(task), args, fixed)
     first = _task_config(tasks[0], fixed)  # epochs etc. as the preset sets them

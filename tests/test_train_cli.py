@@ -31,22 +31,14 @@ TINY = [
 ]
 
 
+def train_args(data, out) -> list[str]:
+    return ["train", "--task", "hopper-medium-v2", "--data", str(data), "--out", str(out), *TINY]
+
+
 def test_train_runs_end_to_end_and_reports_normalized_scores(hopper_file, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dql",
-            "train",
-            "--task",
-            "hopper-medium-v2",
-            "--data",
-            str(hopper_file),
-            "--out",
-            str(out),
-            *TINY,
-        ],
+        [sys.executable, "-m", "dql", *train_args(hopper_file, out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -71,16 +63,7 @@ def test_train_runs_end_to_end_and_reports_normalized_scores(hopper_file, tmp_pa
 
 def test_train_refuses_to_overwrite_a_finished_run(hopper_file, tmp_path, capsys):
     out = tmp_path / "run"
-    args = [
-        "train",
-        "--task",
-        "hopper-medium-v2",
-        "--data",
-        str(hopper_file),
-        "--out",
-        str(out),
-        *TINY,
-    ]
+    args = train_args(hopper_file, out)
     (out).mkdir()
     (out / "results.jsonl").write_text('{"epoch": 1}\n')
     assert main(args) == 2
