@@ -122,6 +122,8 @@ def test_optuna_asha_sweep_starts_at_the_preset_and_stops_weak_trials(
     statuses = statuses_of(experiment)
     assert len(statuses) == 6
     assert sum(s["status"] == "stopped_early" for s in statuses.values()) >= 1
+    trials = list(experiment.glob("trial_*"))
+    assert len(trials) == 6 and all(list(t.glob("events.out.tfevents.*")) for t in trials)
     rows = rows_of(experiment)
     for row in rows:
         assert {"eta", "T", "actor_lr"} <= row["config"].keys()
