@@ -31,8 +31,10 @@ def checkpoint_policy(path: str | os.PathLike, seed: int, rule: str | None = Non
     from dql.evaluation import agent_policy
     from dql.run import load_policy_agent
 
-    policy = agent_policy(load_policy_agent(path), rule, seed)
-    return lambda obs: policy(obs[None, None])[0, 0]
+    agent = load_policy_agent(path)
+    policy = agent_policy(agent, rule, seed)
+    # A run of K seeds acts as K members; the first member is the behaviour policy.
+    return lambda obs: policy(np.repeat(obs[None, None], agent.members, axis=0))[0, 0]
 
 
 def collect(

@@ -125,3 +125,34 @@ def test_bad_data_gives_one_clear_line_before_training(
     if case == "missing":
         assert str(tmp_path / "datasets") in error  # the paths it searched
     assert not (out / "results.jsonl").exists()
+
+
+def test_a_trained_run_can_be_the_behaviour_policy_of_collect(hopper_file, tmp_path):
+    out = tmp_path / "run"
+    assert main([*train_args(hopper_file, out), "--num-seeds", "2"]) == 0
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert rows[-1]["seeds"] == [0, 1] and len(rows[-1]["normalized_scores"]) == 2
+    collected = tmp_path / "by-policy.hdf5"
+    checkpoint = out / "checkpoints" / "last.pt"
+    assert (
+        main(
+            [
+                "collect",
+                "--env",
+                "Hopper-v5",
+                "--policy",
+                str(checkpoint),
+                "--steps",
+                "40",
+                "--out",
+                str(collected),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    with h5py.File(collected) as f:
+        actions = f["actions"][:]
+        assert f["metadata/policy"][()].decode() == str(checkpoint)
+    assert actions.shape == (40, 3) and np.abs(actions).max() <= 1.0
+    assert len(np.unique(actions.round(4), axis=0)) > 1  # the policy acts on each state
