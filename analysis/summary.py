@@ -85,7 +85,7 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
         config = " ".join(f"{c}={_short(row[c])}" for c in searched)
         lines.append(
             f"  {row['task']}: {config} [{row['source']}, {row['status']}, "
-            f"{int(row['seeds_scored'])} seeds] last {row['last_mean']:.1f}, "
+            f"{_count(int(row['seeds_scored']), 'seed')}] last {row['last_mean']:.1f}, "
             f"best {row['best_mean']:.1f}, offline {row['offline_mean']:.1f} "
             f"(search: {int(row.get('search_trials', 0) or 0)} trials, "
             f"{int(row.get('tuning_episodes', 0) or 0)} episodes)"
@@ -114,3 +114,7 @@ def trials_by_status(results: Results) -> pd.DataFrame:
     return trial_scores(results).pivot_table(
         index=["task", "stage"], columns="status", values="trial_id", aggfunc="count", fill_value=0
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
