@@ -162,6 +162,41 @@ def tuning_budget(trials: pd.DataFrame) -> pd.DataFrame:
     return budget.astype(int)
 
 
+def compute_cost(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per task and stage, the resources the trials held: GPU-hours and CPU-hours
+    (cumulative seconds x resources, from each trial's newest row). NaN where no trial
+    recorded its cost (results written before rows carried it)."""
+    columns = ["task", "stage", "gpu_hours", "cpu_hours"]
+    if trials.empty or "cpu_seconds" not in trials:
+        return pd.DataFrame(columns=columns)
+    frame = trials.assign(
+        gpu_hours=trials["gpu_seconds"].astype(float) / 3600,
+        cpu_hours=trials["cpu_seconds"].astype(float) / 3600,
+    )
+    cost = frame.groupby(["task", "stage"], dropna=False)[["gpu_hours", "cpu_hours"]]
+    return cost.sum(min_count=1).reset_index()
+
+
+def cost_text(cost: pd.DataFrame, stage: str | None = None) -> str | None:
+    """'1.2 GPU-h' (or CPU-h where no GPU was used) for one stage or all; None if unknown."""
+    part = cost if stage is None else cost[cost["stage"] == stage]
+    gpu, cpu = part["gpu_hours"].sum(min_count=1), part["cpu_hours"].sum(min_count=1)
+    if pd.isna(gpu) and pd.isna(cpu):
+        return None
+    return f"{gpu:.3g} GPU-h" if gpu and gpu > 0 else f"{cpu:.3g} CPU-h"
+
+
+def _cost_columns(trials: pd.DataFrame) -> pd.DataFrame:
+    """``search_gpu_hours``, ``confirm_cpu_hours``, ... one row per task."""
+    cost = compute_cost(trials)
+    out = pd.DataFrame({"task": trials["task"].dropna().unique()})
+    for stage in ("search", "confirm"):
+        part = cost[cost["stage"] == stage].set_index("task")
+        for unit in ("gpu_hours", "cpu_hours"):
+            out[f"{stage}_{unit}"] = out["task"].map(part[unit]) if not part.empty else np.nan
+    return out
+
+
 def task_table(results: Results, selection: Selection | None = None) -> pd.DataFrame:
     """One row per task: the reported configuration's scores, where they came from, budget.
 
@@ -196,6 +231,7 @@ def task_table(results: Results, selection: Selection | None = None) -> pd.DataF
         if column not in table:
             table[column] = None
     table = table.merge(budget, left_on="task", right_index=True, how="left")
+    table = table.merge(_cost_columns(per_trial), on="task", how="left")
     keys = [task_sort_key(t, d) for t, d in zip(table["task"], table["domain"], strict=True)]
     order = sorted(range(len(table)), key=keys.__getitem__)
     return table.iloc[order].reset_index(drop=True)

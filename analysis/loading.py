@@ -24,7 +24,7 @@ TUNE_ROWS = "result.json"
 TRAIN_ROWS = "results.jsonl"
 CHECKPOINT_ROWS = "rows.jsonl"  # the sweep trainable's exactly-once copy of a trial's rows
 STATUS_FILE = "trial_status.json"
-STATUSES = ("finished", "stopped_early", "diverged", "failed", "running")
+STATUSES = ("finished", "stopped_early", "diverged", "failed", "interrupted", "running")
 # Per-seed lists of a result row and the column each becomes once exploded.
 PER_SEED = {"seeds": "seed", "normalized_scores": "normalized_score", "returns": "return"}
 ROW_FIELDS = (
@@ -216,6 +216,11 @@ def _trial(records, params, error, listed, experiment, trial_id, trial_dir) -> t
         "mujoco_version": last.get("mujoco_version"),
         "wall_time_s": last.get("wall_time_s"),
         "time_total_s": max((r.get("time_total_s") or 0 for r in records), default=None),
+        # What the trial held and for how long (sweep rows; absent in older results).
+        "cpus": last.get("cpus"),
+        "gpus": last.get("gpus"),
+        "cpu_seconds": last.get("cpu_seconds"),
+        "gpu_seconds": last.get("gpu_seconds"),
         "_hparams": hparams,
     }
     rows = [_explode(record, trial, hparams) for record in kept]

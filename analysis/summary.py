@@ -11,7 +11,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.aggregate import Selection, run_scores, task_table, trial_scores
+from analysis.aggregate import (
+    Selection,
+    compute_cost,
+    cost_text,
+    run_scores,
+    task_table,
+    trial_scores,
+)
 from analysis.loading import STATUSES, Results, load
 from analysis.statistics import iqm_ci, optimality_gap_ci
 
@@ -28,6 +35,7 @@ def summary_text(results: Results, selection: Selection | None = None) -> str:
     lines += _status_counts(trials)
     lines += _ended_badly(trials)
     lines += _time_spent(trials)
+    lines += _cost(trials)
     lines += _best_per_task(results, selection)
     lines += _aggregate(results, selection)
     return "\n".join(lines)
@@ -63,6 +71,25 @@ def _time_spent(trials: pd.DataFrame) -> list[str]:
     tune = trials["time_total_s"].astype(float)
     total = np.nansum(np.where(np.isfinite(tune), tune, wall))
     return ["", f"Time spent in trials: {_duration(total)} (sum over trials)"]
+
+
+def _cost(trials: pd.DataFrame) -> list[str]:
+    """GPU-hours (CPU-hours without GPUs) per task, search and confirm apart, and in all."""
+    cost = compute_cost(trials)
+    total = cost_text(cost)
+    if total is None:
+        return []
+    lines = [f"Compute: {total} in all ({_stages(cost)})"]
+    for task, group in cost.groupby("task", sort=False):
+        lines.append(f"  {task}: {_stages(group)}")
+    return lines
+
+
+def _stages(cost: pd.DataFrame) -> str:
+    parts = [f"{stage} {cost_text(cost, stage)}" for stage in ("search", "confirm", "single")]
+    return ", ".join(
+        p for p in parts if not p.endswith(" None") and (cost["stage"] == p.split()[0]).any()
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -124,7 +124,8 @@ def caption(
         parts.append(
             f"Tuning budget: {int(tasks['search_trials'].sum())} search trials, "
             f"{int(tasks['tuning_evaluations'].sum())} evaluations, "
-            f"{int(tasks['tuning_episodes'].sum())} episodes."
+            f"{int(tasks['tuning_episodes'].sum())} episodes"
+            + (f"; compute: {compute}." if (compute := _compute(tasks)) else ".")
         )
     if references:
         parts.append(
@@ -133,6 +134,19 @@ def caption(
         )
     parts.append(f"Best mean per row in bold; {MISSING} = no result.")
     return " ".join(parts)
+
+
+def _compute(tasks: pd.DataFrame) -> str | None:
+    """'0.41 GPU-hours for the search, 0.05 for the confirm stage' (CPU-hours without GPUs)."""
+    parts = []
+    for stage, label in (("search", "for the search"), ("confirm", "for the confirm stage")):
+        gpu = tasks.get(f"{stage}_gpu_hours", pd.Series(dtype=float)).astype(float).sum(min_count=1)
+        cpu = tasks.get(f"{stage}_cpu_hours", pd.Series(dtype=float)).astype(float).sum(min_count=1)
+        if pd.notna(gpu) and gpu > 0:
+            parts.append(f"{gpu:.3g} GPU-hours {label}")
+        elif pd.notna(cpu):
+            parts.append(f"{cpu:.3g} CPU-hours {label}")
+    return ", ".join(parts) or None
 
 
 def _range(values: Sequence[int]) -> str:

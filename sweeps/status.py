@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from sweeps import layout
 
-def trial_status(result, stage: str, planned_epochs: int) -> dict[str, str]:
-    """finished / stopped_early / diverged / failed / running for one ``tune.Result``."""
+STATUS_FILE = "trial_status.json"
+
+
+def trial_status(result, planned_epochs: int, interrupted: bool = False) -> dict[str, str]:
+    """finished / stopped_early / diverged / failed / interrupted for one ``tune.Result``."""
     path = result.path or ""
-    entry = {"stage": stage, "trial_dir": path.rstrip("/").rsplit("/", 1)[-1], "reason": ""}
+    config = result.config or {}
+    entry = {
+        "task": config.get("task", ""),
+        "stage": config.get("stage", "search"),
+        "trial_dir": path.rstrip("/").rsplit("/", 1)[-1],
+        "reason": "",
+    }
     last = result.metrics or {}
     if result.error is not None:
         entry.update(status="failed", reason=str(result.error).strip().splitlines()[-1][:300])
@@ -17,33 +26,46 @@ def trial_status(result, stage: str, planned_epochs: int) -> dict[str, str]:
         entry.update(status="diverged", reason=last.get("status_reason", ""))
     elif last.get("status") == "finished" or last.get("epoch", 0) >= planned_epochs:
         entry.update(status="finished")
-    elif last:
+    elif interrupted:
+        epoch = last.get("epoch")
+        done = f"after epoch {epoch}" if epoch else "before its first evaluation"
+        entry.update(status="interrupted", reason=f"the sweep was interrupted {done}")
+    else:
         entry.update(
             status="stopped_early",
             reason=f"stopped by the scheduler after epoch {last.get('epoch')}",
         )
-    else:
-        entry.update(status="running", reason="no result reported")
     return entry
 
 
-def write_trial_status(results, experiment_path: str, stage: str, planned_epochs: int) -> dict:
-    """Write ``experiment_path/trial_status.json`` (local or remote) and return its content."""
-    import pyarrow.fs
-
-    statuses: dict[str, Any] = {}
-    for result in results:
-        trial_id = (result.metrics or {}).get("trial_id") or _trial_id_from_path(result.path)
-        statuses[trial_id] = trial_status(result, stage, planned_epochs)
-    filesystem, root = pyarrow.fs.FileSystem.from_uri(_as_uri(experiment_path))
-    with filesystem.open_output_stream(f"{root}/trial_status.json") as stream:
-        stream.write(json.dumps(statuses, indent=2).encode())
-    return statuses
-
-
-def _trial_id_from_path(path: str | None) -> str:
-    return (path or "unknown").rstrip("/").rsplit("/", 1)[-1]
+def statuses_of(results, planned_epochs: int) -> tuple[dict[str, Any], int]:
+    """Every trial of a round by Tune trial id, and how many Tune had not ended (cut off by
+    an interruption: they run again on --resume)."""
+    # ResultGrid keeps Tune's Trial objects, in the order of its results; a trial's own
+    # status (RUNNING, PENDING, TERMINATED, ERROR) is not part of the public Result.
+    trials = results._experiment_analysis.trials
+    out: dict[str, Any] = {}
+    cut_off = 0
+    for trial, result in zip(trials, results, strict=True):
+        unfinished = trial.status not in ("TERMINATED", "ERROR")
+        cut_off += unfinished
+        out[trial.trial_id] = trial_status(result, planned_epochs, unfinished)
+    return out, cut_off
 
 
-def _as_uri(path: str) -> str:
-    return path if "://" in path else f"file://{path}"
+def write_trial_status(experiment_path: str, statuses: dict[str, Any]) -> bool:
+    """Write ``experiment_path/trial_status.json`` unless the file there already knows more
+    trials (a failed restore must never replace a fuller record). Returns whether written."""
+    path = f"{experiment_path}/{STATUS_FILE}"
+    before = read_trial_status(experiment_path)
+    if len(before) > len(statuses):
+        return False
+    layout.write_json(path, statuses)
+    return True
+
+
+def read_trial_status(experiment_path: str) -> dict[str, Any]:
+    try:
+        return layout.read_json(f"{experiment_path}/{STATUS_FILE}") or {}
+    except ValueError:
+        return {}

@@ -38,3 +38,21 @@ def hopper_file(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("data") / "hopper-random.hdf5"
     return collect(EnvSpec("Hopper-v5"), 1500, path, seed=0, show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A real multi-node Ray: a head without GPUs and two workers declaring one GPU each."""
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # the same with or without a token
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "num_gpus": 0})
+    workers = [cluster.add_node(num_cpus=2, num_gpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    yield cluster, workers
+    ray.shutdown()
+    cluster.shutdown()

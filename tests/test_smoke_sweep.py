@@ -27,16 +27,16 @@ def test_smoke_sweep_collects_its_data_and_runs_four_trials_per_task(tmp_path):
         "hopper-random-v2-3000.hdf5",
         "walker2d-random-v2-3000.hdf5",
     ]
+    experiment = tmp_path / "sweep-results" / "locomotion" / "sweep"
+    statuses = json.loads((experiment / "trial_status.json").read_text())
     for task, env_id in (
         ("hopper-random-v2", "Hopper-v5"),
         ("walker2d-random-v2", "Walker2d-v5(xml_file=walker2d.xml)"),
     ):
-        experiment = tmp_path / "sweep-results" / "locomotion" / task
-        statuses = json.loads((experiment / "trial_status.json").read_text())
-        assert len(statuses) == 4
+        assert sum(s["task"] == task for s in statuses.values()) == 4
         rows = [
             json.loads(line)
-            for f in experiment.glob("*/result.json")
+            for f in experiment.glob(f"*_{task}_*/result.json")
             for line in f.read_text().splitlines()
         ]
-        assert rows and all(row["env_id"] == env_id for row in rows)
+        assert rows and all(row["env_id"] == env_id and row["task"] == task for row in rows)

@@ -16,8 +16,6 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # behave the same with or without a token
 ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster  # noqa: E402
-
 from analysis.loading import load_rows  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,20 +35,6 @@ TINY = [
     "--cpus-per-trial",
     "1",
 ]
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 2, "num_gpus": 0},
-    )
-    workers = [cluster.add_node(num_cpus=2, num_gpus=1) for _ in range(2)]
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    yield cluster, workers
-    ray.shutdown()
-    cluster.shutdown()
 
 
 def sweep_args(hopper_file, storage, name, *extra):
@@ -118,7 +102,7 @@ def test_optuna_asha_sweep_starts_at_the_preset_and_stops_weak_trials(
         ),
     )
     assert code == 0
-    experiment = tmp_path / "asha" / "hopper-medium-v2"
+    experiment = tmp_path / "asha" / "sweep"
     statuses = statuses_of(experiment)
     assert len(statuses) == 6
     assert sum(s["status"] == "stopped_early" for s in statuses.values()) >= 1
@@ -132,7 +116,7 @@ def test_optuna_asha_sweep_starts_at_the_preset_and_stops_weak_trials(
         assert row["env_id"] == "Hopper-v5" and row["stage"] == "search"
         assert len(row["normalized_scores"]) == 1
     first_trial = sorted(experiment.glob("trial_*"))[0]  # folders are numbered in order
-    assert first_trial.name.startswith("trial_001_")
+    assert first_trial.name.startswith("trial_001_") and "_hopper-medium-v2_" in first_trial.name
     first = rows_of_trial(first_trial)[0]
     assert (first["hparams"]["eta"], first["hparams"]["T"], first["hparams"]["actor_lr"]) == (
         1.0,
@@ -169,7 +153,7 @@ def test_fractional_gpu_trials_run_on_both_workers_never_on_the_head(
         ),
     )
     assert code == 0
-    rows = rows_of(tmp_path / "gpu" / "hopper-medium-v2")
+    rows = rows_of(tmp_path / "gpu" / "sweep")
     nodes = {row["node_id"] for row in rows}
     assert nodes == {worker.node_id for worker in workers}
     assert head_cluster.head_node.node_id not in nodes
@@ -220,7 +204,7 @@ def test_a_trial_on_a_killed_node_resumes_from_its_checkpoint(cluster, hopper_fi
         head_cluster.address,
     )
     driver = _driver(args)
-    experiment = tmp_path / "fault" / "hopper-medium-v2"
+    experiment = tmp_path / "fault" / "sweep"
     _wait_for_rows(experiment, 2)
     victim_id = rows_of(experiment)[-1]["node_id"]
     victim = next(node for node in head_cluster.worker_nodes if node.node_id == victim_id)
@@ -264,7 +248,7 @@ def test_an_interrupted_sweep_resumes_to_the_planned_number_of_trials(
         head_cluster.address,
     )
     driver = _driver(args, cwd=alone, script=script)
-    experiment = tmp_path / "resume" / "hopper-medium-v2"
+    experiment = tmp_path / "resume" / "sweep"
     _wait_for_rows(experiment, 3)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
@@ -308,7 +292,7 @@ def test_a_diverging_trial_is_labelled_and_the_sweep_finishes(cluster, hopper_fi
         ),
     )
     assert code == 0
-    statuses = statuses_of(tmp_path / "diverge" / "hopper-medium-v2")
+    statuses = statuses_of(tmp_path / "diverge" / "sweep")
     assert [s["status"] for s in statuses.values()] == ["diverged", "diverged"]
     assert all(s["reason"] for s in statuses.values())
 
@@ -353,7 +337,7 @@ def test_more_gpus_per_trial_than_any_node_has_fails_before_any_trial(tmp_path, 
     assert result.returncode == 2
     # It joins the running test cluster (whose nodes have at most 1 GPU) or starts its own.
     assert "--gpus-per-trial 2" in result.stderr and "largest node has" in result.stderr
-    assert not (tmp_path / "g" / "hopper-medium-v2").exists()
+    assert not (tmp_path / "g" / "sweep").exists()
 
 
 def test_confirm_reruns_the_best_configuration_with_fresh_seeds(cluster, hopper_file, tmp_path):
@@ -379,11 +363,11 @@ def test_confirm_reruns_the_best_configuration_with_fresh_seeds(cluster, hopper_
         ),
     )
     assert code == 0
-    search = rows_of(tmp_path / "confirm" / "hopper-medium-v2")
+    experiment = tmp_path / "confirm" / "sweep"
+    search = [row for row in rows_of(experiment) if row["stage"] == "search"]
     finals = [row for row in search if row["status"] == "finished"]
     best = max(finals, key=lambda row: row["normalized_score"])["hparams"]
-    confirm_dir = tmp_path / "confirm" / "hopper-medium-v2-confirm"
-    confirmed = rows_of(confirm_dir)
+    confirmed = [row for row in rows_of(experiment) if row["stage"] == "confirm"]
     assert [row["epoch"] for row in confirmed] == [1, 2]
     for row in confirmed:
         assert row["stage"] == "confirm" and row["seeds"] == [1000, 1001]
@@ -392,5 +376,123 @@ def test_confirm_reruns_the_best_configuration_with_fresh_seeds(cluster, hopper_
             k: best[k] for k in ("eta", "T", "actor_lr")
         }
     assert not {1000, 1001} & {seed for row in search for seed in row["seeds"]}
-    assert [s["stage"] for s in statuses_of(confirm_dir).values()] == ["confirm"]
+    stages = sorted(s["stage"] for s in statuses_of(experiment).values())
+    assert stages == ["confirm", "search", "search"]
     assert (tmp_path / "confirm" / "results_table.tex").is_file()
+
+
+# ---------------------------------------------------------------- every task at once
+THREE_TASKS = ("hopper-medium-v2", "hopper-medium-replay-v2", "hopper-medium-expert-v2")
+
+
+def three_task_args(hopper_file, storage, name, *extra):
+    data = [arg for task in THREE_TASKS for arg in ("--data", f"{task}={hopper_file}")]
+    return ["--tasks", ",".join(THREE_TASKS), *data, "--storage", str(storage), "--name", name,
+            *TINY, *extra]  # fmt: skip
+
+
+def trial_spans(experiment: Path) -> dict[str, tuple[str, float, float]]:
+    """Tune trial id -> (task, start, end) in seconds since the epoch, from its rows."""
+    spans = {}
+    for row in rows_of(experiment):
+        start = row["timestamp"] - row["time_total_s"]
+        task, first, last = spans.get(row["trial_id"], (row["task"], start, row["timestamp"]))
+        spans[row["trial_id"]] = (task, min(first, start), max(last, row["timestamp"]))
+    return spans
+
+
+def test_every_task_is_searched_at_once_with_its_own_study_resumed_and_extended(
+    cluster, hopper_file, tmp_path
+):
+    import optuna
+
+    head_cluster, _ = cluster
+    args = three_task_args(
+        hopper_file, tmp_path, "all",
+        "--num-samples", "4", "--seeds", "1", "--epochs", "4", "--grace-period", "1",
+        "--reduction-factor", "2", "--T-range", "2,5", "--address", head_cluster.address,
+    )  # fmt: skip
+    experiment = tmp_path / "all" / "sweep"
+    driver = _driver(args)
+    _wait_for_rows(experiment, 6)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    resumed = _driver([*args, "--resume"])
+    output, _ = resumed.communicate(timeout=400)
+    assert resumed.returncode == 0, output
+
+    # Trials of different tasks overlapped in time.
+    spans = trial_spans(experiment)
+    assert any(
+        a[0] != b[0] and a[1] < b[2] and b[1] < a[2] for a in spans.values() for b in spans.values()
+    )
+    # No row lost or repeated: every trial's rows are epochs 1..last, each once, and the
+    # analysis reads the same.
+    per_trial: dict[str, list[int]] = {}
+    for row in rows_of(experiment):
+        per_trial.setdefault(row["trial_id"], []).append(row["epoch"])
+    assert len(per_trial) == 12
+    for epochs in per_trial.values():
+        assert sorted(set(epochs)) == list(range(1, max(epochs) + 1))
+    loaded = load_rows([str(tmp_path / "all")])
+    assert loaded.groupby("trial_id")["epoch"].apply(lambda e: e.is_unique).all()
+    assert loaded["trial_id"].nunique() == 12
+    statuses = statuses_of(experiment)
+    assert sum(s["status"] == "stopped_early" for s in statuses.values()) >= 1
+    assert all(s["status"] in ("finished", "stopped_early") for s in statuses.values())
+
+    # Each task's stored study holds exactly that task's trials, values and parameters.
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "all" / "optuna.journal"))
+    )
+    last_rows = {}
+    for row in sorted(rows_of(experiment), key=lambda r: r["epoch"]):
+        last_rows[row["trial_id"]] = row
+    for task in THREE_TASKS:
+        study = optuna.load_study(study_name=f"all/{task}", storage=storage)
+        trials = study.get_trials()
+        assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+        for trial in trials:
+            row = last_rows[trial.user_attrs["tune_trial_id"]]
+            assert row["task"] == task
+            assert trial.value == pytest.approx(row["normalized_score"])
+            assert trial.params == {k: row["config"][k] for k in ("eta", "T", "actor_lr")}
+
+    # --extend 2 adds two trials per task to the same studies.
+    extended = _driver([*args, "--extend", "2"])
+    output, _ = extended.communicate(timeout=400)
+    assert extended.returncode == 0, output
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "all" / "optuna.journal"))
+    )
+    for task in THREE_TASKS:
+        study = optuna.load_study(study_name=f"all/{task}", storage=storage)
+        assert len(study.get_trials(states=[optuna.trial.TrialState.COMPLETE])) == 6
+    new_rows = rows_of(tmp_path / "all" / "extend-1")
+    assert {row["task"] for row in new_rows} == set(THREE_TASKS)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--extend", "2"], "there is no sweep 'none' under"),
+        (["--resume"], "there is no sweep 'none' under"),
+        (["--optuna-storage", "sqlite:////no/such/folder/studies.db"], "--optuna-storage"),
+        (["--max-concurrent", "0"], "--max-concurrent must be at least 1"),
+    ],
+)
+def test_bad_sweep_options_fail_in_one_line_before_ray_starts(
+    extra, message, hopper_file, tmp_path, capsys
+):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    (tmp_path / "out" / "other").mkdir(parents=True)
+    (tmp_path / "out" / "other" / "sweep.json").write_text("{}")
+    args = [*sweep_args(hopper_file, tmp_path / "out", "none"), *extra]
+    assert main(SUITE, args) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and message in error, error
+    if "there is no sweep" in message:
+        assert "sweeps there: other" in error
+    assert not (tmp_path / "out" / "none").exists()

@@ -1,0 +1,136 @@
+"""Each task's Optuna study, stored with Optuna's own storage so a sweep can be resumed,
+extended and watched (``optuna-dashboard STORAGE``).
+
+By default the studies live in a journal file in the sweep's folder. With a remote
+``--storage`` (s3://, gs://) the journal is written on the driver's disk and copied into the
+sweep's folder at every Tune checkpoint, so that the results folder stays complete. An
+``--optuna-storage URL`` (PostgreSQL, MySQL, SQLite) replaces the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweeps import layout
+
+JOURNAL = "optuna.journal"
+PLANNED = "planned_search_trials"  # study user attribute: the search trials this task gets
+CONFIRMED = "confirmed_configurations"  # study user attribute: searched values rerun so far
+
+
+_OPENED: dict[str, Any] = {}  # one storage object per URL and process (a journal replays
+# its whole log when opened; the searcher and the progress lines share one)
+
+
+def open_storage(url: str):
+    """An Optuna storage for an RDB URL (``scheme://...``) or a journal file path."""
+    if url not in _OPENED:
+        _OPENED[url] = _new_storage(url)
+    return _OPENED[url]
+
+
+def _new_storage(url: str):
+    import optuna
+
+    if "://" in url:
+        return optuna.storages.RDBStorage(url)
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    Path(url).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(url)))
+
+
+def study_name(sweep: str, task: str) -> str:
+    return f"{sweep}/{task}"
+
+
+@dataclass
+class StudyStore:
+    """Where a sweep's studies live; ``url`` is what optuna-dashboard and load_study take."""
+
+    url: str
+    mirror: str | None = None  # the journal's copy in remote sweep storage
+
+    @classmethod
+    def for_sweep(cls, sweep_path: str, rdb_url: str | None) -> StudyStore:
+        if rdb_url:
+            return cls(rdb_url)
+        if "://" not in sweep_path:
+            return cls(f"{sweep_path}/{JOURNAL}")
+        digest = hashlib.sha1(sweep_path.encode()).hexdigest()[:12]
+        local = Path.home() / ".cache" / "dql-sweeps" / digest / JOURNAL
+        store = cls(str(local), mirror=f"{sweep_path}/{JOURNAL}")
+        if not local.is_file() and layout.file_exists(store.mirror):
+            layout.copy_file(store.mirror, str(local))  # resuming on a new driver machine
+        return store
+
+    def storage(self):
+        return open_storage(self.url)
+
+    def study(self, name: str, seed: int, create: bool = True):
+        """The named study with a seeded TPE sampler (created when ``create``)."""
+        import optuna
+
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        if create:
+            return optuna.create_study(
+                study_name=name,
+                storage=self.storage(),
+                sampler=sampler,
+                direction="maximize",
+                load_if_exists=True,
+            )
+        return optuna.load_study(study_name=name, storage=self.storage(), sampler=sampler)
+
+    def sync(self) -> None:
+        """Copy the journal into the sweep's remote storage (no-op for local and RDB)."""
+        if self.mirror and Path(self.url).is_file():
+            layout.copy_file(self.url, self.mirror)
+
+
+def confirmed(study) -> list[dict[str, Any]]:
+    return list(study.user_attrs.get(CONFIRMED, []))
+
+
+# ---------------------------------------------------------------- what a study says
+FINISHED_STATES = ("COMPLETE", "FAIL", "PRUNED")
+
+
+def planned(study) -> int:
+    return int(study.user_attrs.get(PLANNED, 0))
+
+
+def search_complete(study) -> bool:
+    """Every planned search trial has been asked for and has ended."""
+    trials = study.get_trials(deepcopy=False)
+    return len(trials) >= planned(study) and all(t.state.name in FINISHED_STATES for t in trials)
+
+
+def best_params(study) -> dict[str, Any] | None:
+    """The searched values of the best trial by its last mean score, preferring full trials
+    (a trial ASHA stopped early is scored on fewer epochs)."""
+    import math
+
+    scored = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "COMPLETE" and t.value is not None and math.isfinite(t.value)
+    ]
+    full = [t for t in scored if t.user_attrs.get("status") == "finished"]
+    pool = full or scored
+    if not pool:
+        return None
+    return dict(max(pool, key=lambda t: t.value).params)
+
+
+def confirm_pending(study, confirm: int) -> dict[str, Any] | None:
+    """The configuration still to be rerun on fresh seeds, once the search has ended."""
+    if not confirm or not search_complete(study):
+        return None
+    best = best_params(study)
+    if best is None or best in confirmed(study):
+        return None
+    return best
