@@ -134,7 +134,7 @@ class TaskSearcher(Searcher):
             frozen = study.get_trials(deepcopy=False)[number]
             optuna.Trial(study, frozen._trial_id).set_user_attr("tune_trial_id", trial_id)
             params = dict(frozen.params)
-        elif len(study.get_trials(deepcopy=False)) < studies.planned(study):
+        elif studies.asked(study) < studies.planned(study):
             asked = study.ask(self._space)
             asked.set_user_attr("tune_trial_id", trial_id)
             number, params = asked.number, dict(asked.params)

@@ -103,6 +103,11 @@ def planned(study) -> int:
     return int(study.user_attrs.get(PLANNED, 0))
 
 
+def asked(study) -> int:
+    """Trials handed out so far (an enqueued one, such as the paper preset, waits unasked)."""
+    return sum(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+
+
 def search_complete(study) -> bool:
     """Every planned search trial has been asked for and has ended."""
     trials = study.get_trials(deepcopy=False)
