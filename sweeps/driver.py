@@ -34,7 +34,7 @@ def run(plan: Plan, argv: list[str]) -> int:
         record_round(plan, store, complete=False)
     tuner = _restored_tuner(plan) if plan.resume else _new_tuner(plan, store)
     results = tuner.fit()
-    statuses, cut_off = statuses_of(results, plan.epochs)
+    statuses, cut_off = statuses_of(results, plan.experiment_path, plan.epochs)
     complete = cut_off == 0 and all(_task_done(plan, store, task) for task in plan.tasks)
     before = read_trial_status(plan.experiment_path)
     if not write_trial_status(plan.experiment_path, statuses):

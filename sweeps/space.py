@@ -21,14 +21,15 @@ class SearchRanges:
     def __post_init__(self) -> None:
         for name in ("eta", "T", "actor_lr"):
             low, high = getattr(self, name)
-            if not 0 < low <= high:
-                flag = {"actor_lr": "lr"}.get(name, name)
+            flag = {"actor_lr": "lr"}.get(name, name)
+            smallest = "1 (T counts diffusion steps)" if name == "T" else "above 0"
+            if min(low, high) <= 0 or (name == "T" and min(low, high) < 1):
+                raise SweepInputError(f"--{flag}-range {low},{high}: both ends must be {smallest}")
+            if low > high:
                 raise SweepInputError(
-                    f"--{flag}-range {low},{high}: expected 0 < LOW <= HIGH "
-                    f"(e.g. --{flag}-range {high},{low} if they were swapped)"
+                    f"--{flag}-range {low},{high}: LOW exceeds HIGH; "
+                    f"did you mean --{flag}-range {high},{low}?"
                 )
-        if self.T[0] < 1:
-            raise SweepInputError(f"--T-range starts at {self.T[0]}; T needs at least 1 step")
 
     def with_overrides(self, **ranges: str | None) -> SearchRanges:
         """Apply ``--eta-range 0.5,5`` style strings (None leaves a range as it is)."""

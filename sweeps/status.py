@@ -38,19 +38,29 @@ def trial_status(result, planned_epochs: int, interrupted: bool = False) -> dict
     return entry
 
 
-def statuses_of(results, planned_epochs: int) -> tuple[dict[str, Any], int]:
+def statuses_of(results, experiment_path: str, planned_epochs: int) -> tuple[dict[str, Any], int]:
     """Every trial of a round by Tune trial id, and how many Tune had not ended (cut off by
     an interruption: they run again on --resume)."""
-    # ResultGrid keeps Tune's Trial objects, in the order of its results; a trial's own
-    # status (RUNNING, PENDING, TERMINATED, ERROR) is not part of the public Result.
-    trials = results._experiment_analysis.trials
+    from ray.tune import ExperimentAnalysis
+
+    # The saved experiment state, not the ResultGrid: after Ctrl-C Tune saves the trials as
+    # RUNNING (so that a restore continues them) and then stops them, which marks them
+    # TERMINATED in memory, exactly as a trial that ended on its own.
+    saved = {t.trial_id: t.status for t in ExperimentAnalysis(experiment_path).trials}
     out: dict[str, Any] = {}
     cut_off = 0
-    for trial, result in zip(trials, results, strict=True):
-        unfinished = trial.status not in ("TERMINATED", "ERROR")
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id") or _id_from_path(result.path, saved)
+        unfinished = saved.get(trial_id) not in ("TERMINATED", "ERROR")
         cut_off += unfinished
-        out[trial.trial_id] = trial_status(result, planned_epochs, unfinished)
+        out[trial_id] = trial_status(result, planned_epochs, unfinished)
     return out, cut_off
+
+
+def _id_from_path(path: str | None, known: dict[str, str]) -> str:
+    """A trial that never reported: its id is part of its folder name."""
+    name = (path or "").rstrip("/").rsplit("/", 1)[-1]
+    return next((trial_id for trial_id in known if f"_{trial_id}" in name), name)
 
 
 def write_trial_status(experiment_path: str, statuses: dict[str, Any]) -> bool:

@@ -496,3 +496,80 @@ def test_bad_sweep_options_fail_in_one_line_before_ray_starts(
     if "there is no sweep" in message:
         assert "sweeps there: other" in error
     assert not (tmp_path / "out" / "none").exists()
+
+
+def test_ctrl_c_exits_130_and_a_failed_restore_changes_nothing(cluster, hopper_file, tmp_path):
+    head_cluster, _ = cluster
+    args = sweep_args(
+        hopper_file, tmp_path, "int",
+        "--num-samples", "3", "--seeds", "1", "--epochs", "6", "--max-concurrent", "1",
+        "--address", head_cluster.address,
+    )  # fmt: skip
+    experiment = tmp_path / "int" / "sweep"
+    driver = _driver(args)
+    _wait_for_rows(experiment, 2)
+    driver.send_signal(signal.SIGINT)
+    output, _ = driver.communicate(timeout=120)
+    assert driver.returncode == 130, output
+    assert "--resume" in output and "python sweeps/locomotion.py" in output
+    statuses = statuses_of(experiment)
+    assert "interrupted" in {s["status"] for s in statuses.values()}
+    assert "stopped_early" not in {s["status"] for s in statuses.values()}
+    assert not (tmp_path / "int" / "results_table.tex").exists()
+
+    # Tune cannot restore: say why, exit non-zero, leave every file as it was.
+    recorded = (experiment / "trial_status.json").read_bytes()
+    tuner_state = experiment / "tuner.pkl"
+    saved = tuner_state.read_bytes()
+    tuner_state.write_bytes(b"not a pickle")
+    broken = _driver([*args, "--resume"])
+    output, _ = broken.communicate(timeout=120)
+    assert broken.returncode == 1, output
+    assert "could not restore" in output
+    assert (experiment / "trial_status.json").read_bytes() == recorded
+    assert not (tmp_path / "int" / "results_table.tex").exists()
+
+    tuner_state.write_bytes(saved)
+    resumed = _driver([*args, "--resume"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+    statuses = statuses_of(experiment)
+    assert len(statuses) == 3 and "interrupted" not in {s["status"] for s in statuses.values()}
+    assert (tmp_path / "int" / "results_table.tex").is_file()
+
+
+def test_trial_status_is_never_replaced_by_a_record_of_fewer_trials(tmp_path):
+    from sweeps.status import write_trial_status
+
+    full = {"a": {"status": "finished"}, "b": {"status": "stopped_early"}}
+    assert write_trial_status(str(tmp_path), full)
+    assert not write_trial_status(str(tmp_path), {"c": {"status": "failed"}})
+    assert json.loads((tmp_path / "trial_status.json").read_text()) == full
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--T-range", "0,5", "both ends must be 1"),
+        ("--lr-range", "-1e-3,1e-3", "both ends must be above 0"),
+        ("--T-range", "9,3", "did you mean --T-range 3,9?"),
+    ],
+)
+def test_range_errors_suggest_a_swap_only_when_the_ends_are_swapped(flag, value, message):
+    from sweeps.space import SearchRanges, SweepInputError
+
+    with pytest.raises(SweepInputError) as error:
+        SearchRanges().with_overrides(**{flag[2:].split("-")[0].replace("lr", "actor_lr"): value})
+    assert message in str(error.value)
+    assert ("did you mean" in str(error.value)) == ("did you mean" in message)
+
+
+def test_a_storage_that_cannot_be_written_fails_in_one_line(hopper_file, tmp_path, capsys):
+    from sweeps.locomotion import SUITE
+    from sweeps.runner import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(SUITE, sweep_args(hopper_file, blocker / "inside", "x")) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "cannot be written" in error and "a-file" in error
