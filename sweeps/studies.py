@@ -71,19 +71,22 @@ class StudyStore:
         return open_storage(self.url)
 
     def study(self, name: str, seed: int, create: bool = True):
-        """The named study with a seeded TPE sampler (created when ``create``)."""
+        """The named study (created when ``create``) with a seeded TPE sampler.
+
+        The seed also counts the trials the study already holds: a sampler seeded alike on
+        resume would draw its first random configurations again, duplicates of trials the
+        study has already run."""
         import optuna
 
-        sampler = optuna.samplers.TPESampler(seed=seed)
         if create:
-            return optuna.create_study(
-                study_name=name,
-                storage=self.storage(),
-                sampler=sampler,
-                direction="maximize",
-                load_if_exists=True,
+            study = optuna.create_study(
+                study_name=name, storage=self.storage(), direction="maximize", load_if_exists=True
             )
-        return optuna.load_study(study_name=name, storage=self.storage(), sampler=sampler)
+        else:
+            study = optuna.load_study(study_name=name, storage=self.storage())
+        held = len(study.get_trials(deepcopy=False))
+        study.sampler = optuna.samplers.TPESampler(seed=seed + 100_003 * held)
+        return study
 
     def sync(self) -> None:
         """Copy the journal into the sweep's remote storage (no-op for local and RDB)."""

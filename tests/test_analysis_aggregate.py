@@ -96,3 +96,24 @@ def test_iqm_of_a_sweep_by_hand_and_its_interval(tmp_path):
     assert iqm(np.concatenate(list(scores.values()))) == pytest.approx((30 + 40 + 50 + 60) / 4)
     interval = iqm_ci(scores, reps=500)
     assert interval.low <= 45 <= interval.high
+
+
+def test_compute_is_summed_per_task_and_stage_in_gpu_or_cpu_hours():
+    from analysis.aggregate import compute_cost, cost_text
+
+    trials = pd.DataFrame(
+        {
+            "task": ["hopper-medium-v2"] * 3 + ["bandit"],
+            "stage": ["search", "search", "confirm", "search"],
+            "gpu_seconds": [3600.0, 1800.0, 360.0, 0.0],
+            "cpu_seconds": [7200.0, 3600.0, 720.0, 900.0],
+        }
+    )
+    cost = compute_cost(trials).set_index(["task", "stage"])
+    assert cost.loc[("hopper-medium-v2", "search"), "gpu_hours"] == pytest.approx(1.5)
+    assert cost.loc[("hopper-medium-v2", "confirm"), "gpu_hours"] == pytest.approx(0.1)
+    cost = cost.reset_index()
+    assert cost_text(cost[cost["task"] == "bandit"]) == "0.25 CPU-h"  # no GPU: CPU-hours
+    assert cost_text(cost, "search") == "1.5 GPU-h"
+    older = trials.drop(columns=["gpu_seconds", "cpu_seconds"])  # rows before costs existed
+    assert compute_cost(older).empty and cost_text(compute_cost(older)) is None
