@@ -22,6 +22,7 @@ from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_l
 from dql.networks import TwinCritic
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
 from dql.replay import Batch, DeviceReplay
+from dql.threads import revise_threads
 
 # The order of the values ``DiffusionQL.update`` returns, one tensor per step.
 METRIC_NAMES = (
@@ -162,6 +163,7 @@ class DiffusionQL:
         """``steps`` gradient steps; (K, len(METRIC_NAMES)) means on the device, no host sync."""
         sums = torch.zeros(self.members, len(METRIC_NAMES), device=self.device)
         for _ in range(steps):
+            revise_threads()  # a neighbour that took a core costs one thread, not the step
             batch = replay.sample_members(self.config.batch_size, self.generators)
             sums += self.update_members(batch, self.draw_step(self.config.batch_size))
         return sums / steps

@@ -145,11 +145,18 @@ def run_toy(
     seed: int = 0,
     num_samples: int = 1000,
     show_progress: bool = True,
+    threads: int | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Train both policies, write toy.png, summary.json and run.json; return the shares."""
+    """Train both policies, write toy.png, summary.json and run.json; return the shares.
+
+    ``threads`` fixes torch's thread count; None leaves it to ``dql.threads``' policy.
+    """
     from tqdm import tqdm
 
     from dql.provenance import provenance
+    from dql.threads import use_thread_policy
+
+    use_thread_policy(threads)
 
     budget = budget or ToyBudget()
     out = Path(out_dir)
