@@ -2,6 +2,7 @@
 
     python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--max-q-backup both|on|off]
                                 [--threads auto,1,2] [--contention N] [--busy yes|spin]
+                                [--precision fp32,bf16]
                                 [--device cpu] [--json PATH] [--sizes bandit]
 
 Hopper sizes: 11-dim states, 3-dim actions, T = 5, batch 256, 3x256 networks, with and
@@ -196,6 +197,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--busy", choices=sorted(BUSY_COMMANDS), default="yes", help="what a neighbour runs"
     )
+    parser.add_argument(
+        "--precision", default="fp32", help="comma-separated DQLConfig precisions: fp32,bf16"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sizes", choices=["hopper", "bandit"], default="hopper")
     args = parser.parse_args(argv)
@@ -205,6 +209,9 @@ def main(argv: list[str] | None = None) -> dict:
         if setting != "auto" and not (setting.isdigit() and int(setting) > 0):
             parser.error(f"--threads {setting!r}: use auto or a positive number")
     ks = [int(k) for k in args.k.split(",")]
+    precisions = args.precision.split(",")
+    for precision in precisions:
+        DQLConfig(precision=precision)  # an unknown one fails here, before any timing
     backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
     device = torch.device(args.device)
 
@@ -223,13 +230,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     contended = f"{'with ' + str(args.contention) + ' busy':>15} {'thr':>3} {'ratio':>6}"
     print(
-        f"{'K':>3} {'max-Q':>6} {'threads':>7} {'member-steps/s':>15} {'thr':>3} "
+        f"{'K':>3} {'max-Q':>6} {'prec':>5} {'threads':>7} {'member-steps/s':>15} {'thr':>3} "
         f"{'per member':>11} {'GFLOP/step':>11} {'GFLOP/s':>8}"
         + (f" {contended}" if args.contention else "")
     )
     results = []
-    for max_q in backups:
-        config = base.replace(max_q_backup=max_q)
+    for max_q, precision in ((m, p) for m in backups for p in precisions):
+        config = base.replace(max_q_backup=max_q, precision=precision)
         flops = flops_per_member_step(config, replay, device)
         for k in ks:
             for setting in settings:
@@ -240,6 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
                 row = {
                     "k": k,
                     "max_q_backup": max_q,
+                    "precision": precision,
                     "threads_setting": setting,
                     "threads": rates["idle_threads"],
                     "member_steps_per_s": rate,
@@ -248,9 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
                     "load_average": os.getloadavg(),
                 }
                 line = (
-                    f"{k:>3} {'on' if max_q else 'off':>6} {setting:>7} {rate:>15.1f} "
-                    f"{rates['idle_threads']:>3} {rate / k:>11.1f} {flops / 1e9:>11.2f} "
-                    f"{rate * flops / 1e9:>8.0f}"
+                    f"{k:>3} {'on' if max_q else 'off':>6} {precision:>5} {setting:>7} "
+                    f"{rate:>15.1f} {rates['idle_threads']:>3} {rate / k:>11.1f} "
+                    f"{flops / 1e9:>11.2f} {rate * flops / 1e9:>8.0f}"
                 )
                 if args.contention:
                     row["contended_member_steps_per_s"] = rates["contended"]
@@ -268,9 +276,10 @@ def main(argv: list[str] | None = None) -> dict:
     for row in results:
         row["fraction_of_peak"] = row["member_steps_per_s"] * row["gflop_per_member_step"] / peak
     print(
-        "fraction of peak (K, max-Q, threads): "
+        "fraction of fp32 peak (K, max-Q, precision, threads): "
         + ", ".join(
-            f"({r['k']}, {'on' if r['max_q_backup'] else 'off'}, {r['threads_setting']}) "
+            f"({r['k']}, {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
+            f"{r['threads_setting']}) "
             f"{r['fraction_of_peak']:.0%}"
             for r in results
         )
@@ -285,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
         "busy": args.busy,
         "torch": torch.__version__,
         "sizes": args.sizes,
+        "precisions": precisions,
         "results": results,
     }
     write_report(report, args.json)
@@ -294,17 +304,17 @@ def main(argv: list[str] | None = None) -> dict:
 def print_against_single_thread(results: list[dict]) -> None:
     """Contended speed of each setting over the idle 1-thread speed of the same K, max-Q."""
     single = {
-        (r["k"], r["max_q_backup"]): r["member_steps_per_s"]
+        (r["k"], r["max_q_backup"], r["precision"]): r["member_steps_per_s"]
         for r in results
         if r["threads_setting"] == "1"
     }
     lines = []
     for r in results:
-        base = single.get((r["k"], r["max_q_backup"]))
+        base = single.get((r["k"], r["max_q_backup"], r["precision"]))
         if base is not None:
             r["contended_over_idle_single_thread"] = r["contended_member_steps_per_s"] / base
             lines.append(
-                f"(K {r['k']}, max-Q {'on' if r['max_q_backup'] else 'off'}, "
+                f"(K {r['k']}, max-Q {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
                 f"{r['threads_setting']}) {r['contended_over_idle_single_thread']:.2f}"
             )
     if lines:
