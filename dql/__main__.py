@@ -86,6 +86,7 @@ def _add_toy(commands) -> None:
         "--lr", type=float, default=defaults.lr, help="actor and critic rate (released: 3e-4)"
     )
     toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--precision", default="fp32", help="fp32, or bf16 (DQLConfig.precision)")
     toy.add_argument("--samples", type=int, default=1000, help="actions sampled per policy")
     toy.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     _add_threads(toy)
@@ -144,7 +145,12 @@ def _run_toy(args) -> int:
     from dql import toy as toy_module
 
     budget = toy_module.ToyBudget(
-        bc_steps=args.bc_steps, ql_steps=args.ql_steps, eta=args.eta, T=args.T, lr=args.lr
+        bc_steps=args.bc_steps,
+        ql_steps=args.ql_steps,
+        eta=args.eta,
+        T=args.T,
+        lr=args.lr,
+        precision=args.precision,
     )
     toy_module.run_toy(
         args.out,

@@ -124,6 +124,7 @@ class ToyBudget:
     T: int = 50
     batch_size: int = 100
     lr: float = 1e-3
+    precision: str = "fp32"  # DQLConfig.precision
 
     def config(self, name: str, seed: int) -> DQLConfig:
         eta = 0.0 if name == "diffusion_bc" else self.eta
@@ -136,6 +137,7 @@ class ToyBudget:
             batch_size=self.batch_size,
             actor_lr=self.lr,
             critic_lr=self.lr,
+            precision=self.precision,
         )
 
 
