@@ -2,9 +2,10 @@
 
 A torch parallel region waits for its slowest thread. When another process is busy on one of
 the cores, the thread on that core runs only in the scheduler's time slices and every region
-waits for it: on a 2-core machine with one busy neighbour a 2-thread gradient step was 10-25x
-slower than a 1-thread step (bench/train_speed.py --contention 1). One thread per core that
-nobody else is using is fast both ways, so the count follows the cores left free:
+waits for it: on a 2-core machine with one `yes > /dev/null` neighbour a 2-thread gradient
+step at Hopper sizes ran at 0.8 steps/s against 24 for one thread (idle: 38 against 25;
+``bench/train_speed.py --contention 1 --threads 1,2``). One thread per core that nobody else
+is using is fast both ways, so the count follows the cores left free:
 
     threads = min(cores this process may use, floor(those cores - cores others keep busy + 0.25))
 
@@ -13,12 +14,13 @@ assigned (``cpus``, passed in by the caller: dql never imports ray). "Others kee
 busy time of the allowed cores (``/proc/stat``) minus this process's own CPU time, over the
 last window. The policy is revised during training (``revise_threads``, once per
 ``interval_s`` at most): down at once when a neighbour appears, up only after two idle
-windows in a row. The thread count does not change the results: the products split their
-rows across threads, never a sum (``tests/test_threads.py`` checks training bit for bit).
+windows in a row. Revising mid-run changes only the speed: training comes out bit for bit
+the same at 1 and 2 threads (``tests/test_threads.py`` checks it at Hopper sizes).
 
-Not touched: the OpenMP wait policy. ``OMP_WAIT_POLICY=PASSIVE`` helped 2 threads under
-contention (23 against 5.7 steps/s) but cost the idle machine two thirds of its speed (15.5
-against 51); with one thread per free core, nothing waits for a taken core anyway.
+Not touched: the OpenMP wait policy (it would have to be set before torch starts OpenMP).
+``OMP_WAIT_POLICY=PASSIVE`` helped 2 threads under contention (23 against 5.7 steps/s, an
+earlier measurement on this machine) but cost the idle machine two thirds of its speed
+(15.5 against 51); with one thread per free core, nothing waits for a taken core anyway.
 """
 
 from __future__ import annotations
