@@ -115,7 +115,7 @@ class ToyBudget:
 
     At 2000 steps Diffusion-QL's mass sits in the best mode's quadrant but mostly in the
     clamped corner (1, -1); about 10,000 QL steps move it onto the mode, as in the paper's
-    figure (``--ql-steps 15000``: 81.8% within 0.2 of it, 9 minutes on 2 cores).
+    figure (``--ql-steps 15000``: 81.8% within 0.2 of it, about 6 minutes on 2 idle cores).
     """
 
     bc_steps: int = 2000
