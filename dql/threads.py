@@ -130,8 +130,9 @@ class ThreadPolicy:
         self.interval_s = interval_s
         self.idle_windows = 0  # consecutive windows that would allow more threads
         self.history: list[tuple[float, int]] = []  # (others busy, threads) per decision
-        if threads is not None:
-            self._set(threads, 0.0)
+        if threads is not None or self.allowed == 1:  # nothing to decide
+            self.fixed = threads or 1
+            self._set(self.fixed, 0.0)
             return
         start = LoadSample()
         time.sleep(first_window_s)  # this process is idle meanwhile: all busy time is others'

@@ -41,10 +41,12 @@ def test_one_thread_per_core_left_free():
     assert threads_for(1, others_busy=5.0) == 1  # never none
 
 
-def test_a_schedulers_cpus_cap_the_threads():
+def test_a_schedulers_cpus_cap_the_threads(restore_threads):
     assert allowed_cpus(cpus=1) == 1
     assert allowed_cpus(cpus=0.5) == 1
     assert allowed_cpus(cpus=10_000) == allowed_cpus()
+    torch.set_num_threads(2)
+    assert ThreadPolicy(cpus=1).threads == 1  # a one-CPU trial: one thread, whatever the load
 
 
 def test_a_busy_neighbour_is_measured_and_this_process_is_not(busy_neighbour):
