@@ -87,7 +87,10 @@ def run_chain(c: ChainConstants, draws, states, time_embedding, weights, keep: b
     saved = None
     if keep:  # layer inputs by chain position, written in place: (K, T, n, features)
         saved = {"x": draws.new_empty(K, T, n, A)}
-        saved |= {name: draws.new_empty(K, T, n, H) for name in ("h1", "h2", "h3")}
+        # h1 and h2 feed only ``low`` products, forward and for the weight gradients: kept
+        # in ``low`` as Mish writes them, they are the very values a cast would give.
+        saved |= {name: draws.new_empty(K, T, n, H, dtype=low) for name in ("h1", "h2")}
+        saved["h3"] = draws.new_empty(K, T, n, H)
         saved |= {name: [] for name in ("s1", "s2", "s3", "inside")}
 
     def layer(z, name, k):  # Mish, its output (and derivative) kept for the backward
@@ -139,7 +142,7 @@ class ReverseChain(torch.autograd.Function):
         D = time_embedding.shape[-1]
         w1_x, w1_t, w1_s = w1[:, :A], w1[:, A : A + D], w1[:, A + D :]
         # Gradients with respect to each layer's output before its activation, by position.
-        g_z1, g_z2, g_z3 = (torch.empty_like(h1) for _ in range(3))
+        g_z1, g_z2, g_z3 = (torch.empty_like(h3) for _ in range(3))  # fp32
         g_eps = torch.empty_like(xs)
         g = grad_actions * final_inside
         for k in reversed(range(T)):
