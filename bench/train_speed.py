@@ -1,7 +1,9 @@
 """Gradient steps per second at Hopper sizes, K seeds trained together, against matmul peak.
 
     python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--max-q-backup both|on|off]
-                                [--threads N] [--device cpu] [--json PATH] [--sizes bandit]
+                                [--threads auto,1,2] [--contention N] [--busy yes|spin]
+                                [--precision fp32,bf16]
+                                [--device cpu] [--json PATH] [--sizes bandit]
 
 Hopper sizes: 11-dim states, 3-dim actions, T = 5, batch 256, 3x256 networks, with and
 without max-Q backup (10 next actions per state). ``--sizes bandit``: the 2D bandit of
@@ -9,16 +11,28 @@ without max-Q backup (10 next actions per state). ``--sizes bandit``: the 2D ban
 For each K it reports member-steps per second (gradient steps per second summed over the K
 members) and the fraction of this machine's matrix-multiply peak that reaches; the peak is
 measured in the same run, and the FLOPs of one member-step are counted by torch's
-FlopCounterMode. Never part of the tests.
+FlopCounterMode. ``--threads``: each thread setting in turn; ``auto`` is dql's thread policy
+(``dql.threads``), decided on the idle machine and then left to revise itself.
+
+``--contention N`` measures every row twice, idle and with N busy processes that the bench
+starts itself (``yes > /dev/null`` each, or a Python spin loop with ``--busy spin``; stopped
+on exit, Ctrl-C and errors alike, and killed by the kernel if the bench is killed), and
+prints the ratio. Run it on an otherwise idle machine:
+the contention must come only from those processes. Never part of the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dql.config import DQLConfig
 from dql.ensemble import SeedEnsemble
 from dql.replay import DeviceReplay, Transitions
+from dql.threads import use_thread_policy
 from dql.toy import ToyBudget, bandit_dataset
 
 OBS_DIM, ACT_DIM, DATASET_SIZE = 11, 3, 100_000
@@ -105,19 +120,98 @@ def member_steps_per_s(
     return statistics.median(rates)
 
 
+# What a busy neighbour runs. ``yes``: the issue's `yes > /dev/null`, a write system call
+# after another (the harsher neighbour for a 2-thread team here); ``spin``: a pure Python loop.
+BUSY_COMMANDS = {"yes": ["yes"], "spin": [sys.executable, "-c", "while True: pass"]}
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel kills it when the bench dies, however it dies."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def busy_neighbours(count: int, kind: str = "yes") -> Iterator[list[subprocess.Popen]]:
+    """``count`` processes keeping a core busy each, for as long as the block runs."""
+    procs = [
+        subprocess.Popen(
+            BUSY_COMMANDS[kind],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        for _ in range(count)
+    ]
+    try:
+        time.sleep(0.5)  # started and scheduled
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the bench through the finally blocks, as Ctrl-C does."""
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def set_threads(setting: str) -> None:
+    """``auto``: dql's policy, decided now; a number: that many threads, fixed."""
+    use_thread_policy(None if setting == "auto" else int(setting))
+
+
+def measure(config, k, replay, device, seconds, setting, contention, busy="yes") -> dict:
+    """Member-steps/s idle (and, with ``contention``, with that many busy neighbours)."""
+    set_threads(setting)
+    row = {"idle": member_steps_per_s(config, k, replay, device, seconds)}
+    row["idle_threads"] = torch.get_num_threads()
+    if contention:
+        set_threads(setting)  # decided on the idle machine: the policy must notice the change
+        with busy_neighbours(contention, busy):
+            row["contended"] = member_steps_per_s(config, k, replay, device, seconds)
+            row["contended_threads"] = torch.get_num_threads()
+    return row
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--k", default="1,2,4,8", help="comma-separated numbers of seeds")
     parser.add_argument("--seconds", type=float, default=5.0, help="timed seconds per row")
     parser.add_argument("--max-q-backup", choices=["both", "on", "off"], default="both")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", default="auto", help="comma-separated: auto (dql's policy) or numbers"
+    )
+    parser.add_argument(
+        "--contention", type=int, default=0, help="also measure with N busy processes"
+    )
+    parser.add_argument(
+        "--busy", choices=sorted(BUSY_COMMANDS), default="yes", help="what a neighbour runs"
+    )
+    parser.add_argument(
+        "--precision", default="fp32", help="comma-separated DQLConfig precisions: fp32,bf16"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sizes", choices=["hopper", "bandit"], default="hopper")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _stop_on_sigterm()
+    settings = args.threads.split(",")
+    for setting in settings:
+        if setting != "auto" and not (setting.isdigit() and int(setting) > 0):
+            parser.error(f"--threads {setting!r}: use auto or a positive number")
     ks = [int(k) for k in args.k.split(",")]
+    precisions = args.precision.split(",")
+    for precision in precisions:
+        DQLConfig(precision=precision)  # an unknown one fails here, before any timing
     backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
     device = torch.device(args.device)
 
@@ -128,54 +222,103 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         replay = DeviceReplay(hopper_sized_transitions(), device)
         base = DQLConfig(T=5, batch_size=256, hidden_dim=256)
+    set_threads(settings[0])
     peak = matmul_peak_gflops(device)  # measured again after the rows; the larger counts
-    print(f"device {device}, {torch.get_num_threads()} threads, load {os.getloadavg()}")
     print(
-        f"{'K':>3} {'max-Q':>6} {'member-steps/s':>15} {'per member':>11} {'GFLOP/step':>11} "
-        f"{'GFLOP/s':>8}"
+        f"device {device}, {len(os.sched_getaffinity(0))} cores allowed, threads {settings}, "
+        f"busy neighbours {args.contention} ({args.busy}), load {os.getloadavg()}"
+    )
+    contended = f"{'with ' + str(args.contention) + ' busy':>15} {'thr':>3} {'ratio':>6}"
+    print(
+        f"{'K':>3} {'max-Q':>6} {'prec':>5} {'threads':>7} {'member-steps/s':>15} {'thr':>3} "
+        f"{'per member':>11} {'GFLOP/step':>11} {'GFLOP/s':>8}"
+        + (f" {contended}" if args.contention else "")
     )
     results = []
-    for max_q in backups:
-        config = base.replace(max_q_backup=max_q)
+    for max_q, precision in ((m, p) for m in backups for p in precisions):
+        config = base.replace(max_q_backup=max_q, precision=precision)
         flops = flops_per_member_step(config, replay, device)
         for k in ks:
-            rate = member_steps_per_s(config, k, replay, device, args.seconds)
-            achieved = rate * flops / 1e9
-            results.append(
-                {
+            for setting in settings:
+                rates = measure(
+                    config, k, replay, device, args.seconds, setting, args.contention, args.busy
+                )
+                rate = rates["idle"]
+                row = {
                     "k": k,
                     "max_q_backup": max_q,
+                    "precision": precision,
+                    "threads_setting": setting,
+                    "threads": rates["idle_threads"],
                     "member_steps_per_s": rate,
                     "steps_per_s_per_member": rate / k,
                     "gflop_per_member_step": flops / 1e9,
                     "load_average": os.getloadavg(),
                 }
-            )
-            print(
-                f"{k:>3} {'on' if max_q else 'off':>6} {rate:>15.1f} {rate / k:>11.1f} "
-                f"{flops / 1e9:>11.2f} {achieved:>8.0f}"
-            )
+                line = (
+                    f"{k:>3} {'on' if max_q else 'off':>6} {precision:>5} {setting:>7} "
+                    f"{rate:>15.1f} {rates['idle_threads']:>3} {rate / k:>11.1f} "
+                    f"{flops / 1e9:>11.2f} {rate * flops / 1e9:>8.0f}"
+                )
+                if args.contention:
+                    row["contended_member_steps_per_s"] = rates["contended"]
+                    row["contended_threads"] = rates["contended_threads"]
+                    row["contended_over_idle"] = rates["contended"] / rate
+                    line += (
+                        f" {rates['contended']:>15.1f} {rates['contended_threads']:>3} "
+                        f"{rates['contended'] / rate:>6.2f}"
+                    )
+                results.append(row)
+                print(line, flush=True)
+    set_threads(settings[0])
     peak = max(peak, matmul_peak_gflops(device))
     print(f"\nmatmul peak: {peak:.0f} GFLOP/s (best of before and after the rows)")
     for row in results:
         row["fraction_of_peak"] = row["member_steps_per_s"] * row["gflop_per_member_step"] / peak
     print(
-        "fraction of peak (K, max-Q): "
+        "fraction of fp32 peak (K, max-Q, precision, threads): "
         + ", ".join(
-            f"({r['k']}, {'on' if r['max_q_backup'] else 'off'}) {r['fraction_of_peak']:.0%}"
+            f"({r['k']}, {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
+            f"{r['threads_setting']}) "
+            f"{r['fraction_of_peak']:.0%}"
             for r in results
         )
     )
+    if args.contention:
+        print_against_single_thread(results)
     report = {
         "matmul_peak_gflops": peak,
         "device": str(device),
-        "threads": torch.get_num_threads(),
+        "threads": settings,
+        "contention": args.contention,
+        "busy": args.busy,
         "torch": torch.__version__,
         "sizes": args.sizes,
+        "precisions": precisions,
         "results": results,
     }
     write_report(report, args.json)
     return report
+
+
+def print_against_single_thread(results: list[dict]) -> None:
+    """Contended speed of each setting over the idle 1-thread speed of the same K, max-Q."""
+    single = {
+        (r["k"], r["max_q_backup"], r["precision"]): r["member_steps_per_s"]
+        for r in results
+        if r["threads_setting"] == "1"
+    }
+    lines = []
+    for r in results:
+        base = single.get((r["k"], r["max_q_backup"], r["precision"]))
+        if base is not None:
+            r["contended_over_idle_single_thread"] = r["contended_member_steps_per_s"] / base
+            lines.append(
+                f"(K {r['k']}, max-Q {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
+                f"{r['threads_setting']}) {r['contended_over_idle_single_thread']:.2f}"
+            )
+    if lines:
+        print("contended over idle 1-thread: " + ", ".join(lines))
 
 
 def write_report(report: dict, path: Path | None) -> None:

@@ -34,6 +34,16 @@ def _add_train(commands) -> None:
     train.add_argument("--download", action="store_true", help="download a missing D4RL file")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_threads(train)
+
+
+def _add_threads(command) -> None:
+    command.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads, fixed (default: one per core no other process keeps busy, revised "
+        "while training; see dql/threads.py)",
+    )
 
 
 def _add_collect(commands) -> None:
@@ -76,8 +86,10 @@ def _add_toy(commands) -> None:
         "--lr", type=float, default=defaults.lr, help="actor and critic rate (released: 3e-4)"
     )
     toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--precision", default="fp32", help="fp32, or bf16 (DQLConfig.precision)")
     toy.add_argument("--samples", type=int, default=1000, help="actions sampled per policy")
     toy.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    _add_threads(toy)
 
 
 def _run_train(args) -> int:
@@ -98,6 +110,7 @@ def _run_train(args) -> int:
             download=args.download,
             resume=args.resume,
             show_progress=not args.no_progress,
+            threads=args.threads,
         )
     )
     if rows:
@@ -132,7 +145,12 @@ def _run_toy(args) -> int:
     from dql import toy as toy_module
 
     budget = toy_module.ToyBudget(
-        bc_steps=args.bc_steps, ql_steps=args.ql_steps, eta=args.eta, T=args.T, lr=args.lr
+        bc_steps=args.bc_steps,
+        ql_steps=args.ql_steps,
+        eta=args.eta,
+        T=args.T,
+        lr=args.lr,
+        precision=args.precision,
     )
     toy_module.run_toy(
         args.out,
@@ -140,6 +158,7 @@ def _run_toy(args) -> int:
         seed=args.seed,
         num_samples=args.samples,
         show_progress=not args.no_progress,
+        threads=args.threads,
     )
     return 0
 

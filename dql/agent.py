@@ -19,9 +19,10 @@ from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
-from dql.networks import TwinCritic
+from dql.networks import TwinCritic, use_low_precision
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
 from dql.replay import Batch, DeviceReplay
+from dql.threads import revise_threads
 
 # The order of the values ``DiffusionQL.update`` returns, one tensor per step.
 METRIC_NAMES = (
@@ -125,6 +126,9 @@ class DiffusionQL:
                 train_seeds.append(train_seed)
         self.actor.to(self.device)
         self.critic.to(self.device)
+        low = {"fp32": None, "bf16": torch.bfloat16}[config.precision]
+        use_low_precision(self.actor, low)  # and so the EMA actor and target critic below
+        use_low_precision(self.critic, low)
         # The EMA actor starts as a copy of the initial actor (released: and stays so until
         # ema_start_step); it is used only for critic targets.
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
@@ -162,6 +166,7 @@ class DiffusionQL:
         """``steps`` gradient steps; (K, len(METRIC_NAMES)) means on the device, no host sync."""
         sums = torch.zeros(self.members, len(METRIC_NAMES), device=self.device)
         for _ in range(steps):
+            revise_threads()  # a neighbour that took a core costs one thread, not the step
             batch = replay.sample_members(self.config.batch_size, self.generators)
             sums += self.update_members(batch, self.draw_step(self.config.batch_size))
         return sums / steps

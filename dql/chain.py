@@ -10,6 +10,9 @@ formed step by step: each layer's is one product over all T steps' rows at the e
 The mathematics is exactly the step-by-step chain (``DiffusionPolicy._sample_step_by_step``),
 including the zero gradient outside a clamp that ``torch.clamp`` gives;
 ``tests/test_chain.py`` checks values and gradients against a plain autograd implementation.
+
+With ``low`` (bfloat16), the products of the two hidden layers, forward and backward, and
+their weight gradients take bfloat16 inputs as ``networks.affine`` does; all else is fp32.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dql.networks import mish_with_derivative
+from dql.networks import affine, mish_with_derivative
 
 
 @dataclass(frozen=True)
@@ -53,14 +56,28 @@ def reverse_step(c: ChainConstants, x, eps, i: int, noise=None, want_mask: bool 
     return x_prev, inside
 
 
-def run_chain(c: ChainConstants, draws, states, time_embedding, weights, keep: bool):
+def _product(a, b, low, out=None, scale=None):
+    """a @ b (batched), in fp32 or from ``low`` copies; times ``scale`` if given; into ``out``."""
+    if low is None:
+        result = torch.bmm(a, b, out=out)
+        return result if scale is None else result.mul_(scale)
+    product = torch.bmm(a.to(low), b.to(low))
+    if scale is None:
+        return product.float() if out is None else out.copy_(product)
+    return torch.mul(product, scale, out=out)
+
+
+def run_chain(c: ChainConstants, draws, states, time_embedding, weights, keep: bool, low=None):
     """The chain's actions (K, n, A), and with ``keep`` what its backward needs.
 
     draws (K, T, n, A): x_T, then one noise draw per noisy step. states (K, n, S). Time
     embeddings (K, T, D) in step order 0..T-1. ``weights``: the trunk's (w1, b1, .., w4, b4),
     weights (K, in, out), biases (K, out); w1's input rows are [noisy action, time, state].
+    ``low``: the hidden layers' product dtype (None: fp32).
     """
     w1, b1, w2, b2, w3, b3, w4, b4 = weights
+    if low is not None:  # cast once for the whole chain
+        w2, w3 = w2.to(low), w3.to(low)
     K, T, n, A = draws.shape
     D, H = time_embedding.shape[-1], w2.shape[-1]
     w1_x, w1_t, w1_s = w1[:, :A], w1[:, A : A + D], w1[:, A + D :]
@@ -70,7 +87,10 @@ def run_chain(c: ChainConstants, draws, states, time_embedding, weights, keep: b
     saved = None
     if keep:  # layer inputs by chain position, written in place: (K, T, n, features)
         saved = {"x": draws.new_empty(K, T, n, A)}
-        saved |= {name: draws.new_empty(K, T, n, H) for name in ("h1", "h2", "h3")}
+        # h1 and h2 feed only ``low`` products, forward and for the weight gradients: kept
+        # in ``low`` as Mish writes them, they are the very values a cast would give.
+        saved |= {name: draws.new_empty(K, T, n, H, dtype=low) for name in ("h1", "h2")}
+        saved["h3"] = draws.new_empty(K, T, n, H)
         saved |= {name: [] for name in ("s1", "s2", "s3", "inside")}
 
     def layer(z, name, k):  # Mish, its output (and derivative) kept for the backward
@@ -85,8 +105,8 @@ def run_chain(c: ChainConstants, draws, states, time_embedding, weights, keep: b
         if keep:
             saved["x"][:, k] = x
         h = layer(torch.baddbmm(state_part, x, w1_x).add_(time_part[:, i : i + 1]), "h1", k)
-        h = layer(torch.baddbmm(b2.unsqueeze(1), h, w2), "h2", k)
-        h = layer(torch.baddbmm(b3.unsqueeze(1), h, w3), "h3", k)
+        h = layer(affine(b2, h, w2, low), "h2", k)
+        h = layer(affine(b3, h, w3, low), "h3", k)
         eps = torch.baddbmm(b4.unsqueeze(1), h, w4)
         x, inside = reverse_step(c, x, eps, i, draws[:, k + 1] if i > 0 else None, keep)
         if keep:
@@ -100,12 +120,12 @@ class ReverseChain(torch.autograd.Function):
     """``run_chain`` as one autograd node: gradients for the time embeddings and weights."""
 
     @staticmethod
-    def forward(ctx, c, draws, states, time_embedding, *weights):
-        actions, saved = run_chain(c, draws, states, time_embedding, weights, keep=True)
+    def forward(ctx, c, low, draws, states, time_embedding, *weights):
+        actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low)
         kept = [saved[name] for name in ("x", "h1", "h2", "h3", "final_inside")]
         per_step = [t for name in ("s1", "s2", "s3", "inside") for t in saved[name]]
         ctx.save_for_backward(states, time_embedding, *weights[0::2], *kept, *per_step)
-        ctx.constants = c
+        ctx.constants, ctx.low = c, low
         return actions
 
     @staticmethod
@@ -113,13 +133,16 @@ class ReverseChain(torch.autograd.Function):
         states, time_embedding, w1, w2, w3, w4, xs, h1, h2, h3, final_inside, *per_step = (
             ctx.saved_tensors
         )
-        c = ctx.constants
+        c, low = ctx.constants, ctx.low
         K, T, n, A = xs.shape
+        w2t, w3t = _t(w2), _t(w3)
+        if low is not None:  # cast once for the whole chain
+            w2t, w3t = w2t.to(low), w3t.to(low)
         s1, s2, s3, inside = (per_step[j * T : (j + 1) * T] for j in range(4))
         D = time_embedding.shape[-1]
         w1_x, w1_t, w1_s = w1[:, :A], w1[:, A : A + D], w1[:, A + D :]
         # Gradients with respect to each layer's output before its activation, by position.
-        g_z1, g_z2, g_z3 = (torch.empty_like(h1) for _ in range(3))
+        g_z1, g_z2, g_z3 = (torch.empty_like(h3) for _ in range(3))  # fp32
         g_eps = torch.empty_like(xs)
         g = grad_actions * final_inside
         for k in reversed(range(T)):
@@ -127,8 +150,8 @@ class ReverseChain(torch.autograd.Function):
             g_x0 = (g * c.mean_x0[i]).mul_(inside[k])
             torch.mul(g_x0, -c.recipm1[i], out=g_eps[:, k])
             torch.bmm(g_eps[:, k], _t(w4), out=g_z3[:, k]).mul_(s3[k])
-            torch.bmm(g_z3[:, k], _t(w3), out=g_z2[:, k]).mul_(s2[k])
-            torch.bmm(g_z2[:, k], _t(w2), out=g_z1[:, k]).mul_(s1[k])
+            _product(g_z3[:, k], w3t, low, out=g_z2[:, k], scale=s2[k])
+            _product(g_z2[:, k], w2t, low, out=g_z1[:, k], scale=s1[k])
             g_x = g_x0.mul_(c.recip[i]).add_(g, alpha=c.mean_xt[i])
             g = torch.baddbmm(g_x, g_z1[:, k], _t(w1_x))
 
@@ -146,8 +169,8 @@ class ReverseChain(torch.autograd.Function):
             dim=1,
         )
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
-        for h, g_next in ((h1, g_z2), (h2, g_z3), (h3, g_eps)):
-            grads += [torch.bmm(_t(rows(h)), rows(g_next)), g_next.sum(dim=(1, 2))]
-        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[3] else None
-        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[2] else None
-        return None, None, grad_states, grad_time, *grads
+        for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low), (h3, g_eps, None)):
+            grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
+        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[4] else None
+        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[3] else None
+        return None, None, None, grad_states, grad_time, *grads

@@ -14,12 +14,14 @@ BetaSchedule = Literal["vp", "linear", "cosine"]
 EmaWarmup = Literal["released", "synced"]
 LrSchedule = Literal["released_cosine", "cosine", "constant"]
 ActionSelection = Literal["softmax", "argmax", "sample"]
+Precision = Literal["fp32", "bf16"]
 RewardTune = Literal["no", "normalize", "cql_antmaze", "antmaze", "iql_antmaze", "iql_locomotion"]
 
 BETA_SCHEDULES = ("vp", "linear", "cosine")
 EMA_WARMUPS = ("released", "synced")
 LR_SCHEDULES = ("released_cosine", "cosine", "constant")
 ACTION_SELECTIONS = ("softmax", "argmax", "sample")
+PRECISIONS = ("fp32", "bf16")
 REWARD_TUNES = ("no", "normalize", "cql_antmaze", "antmaze", "iql_antmaze", "iql_locomotion")
 
 # The released code builds the critic optimiser with this rate whatever the actor's rate is.
@@ -72,6 +74,12 @@ class DQLConfig:
     # --- evaluation-time action selection ---
     action_selection: ActionSelection = "softmax"  # softmax over candidates scored by target Q
     num_action_candidates: int = 50
+
+    # --- number format (not the paper's: fp32 throughout) ---
+    # "bf16": the hidden layers' matrix products (forward and backward) take bfloat16 inputs
+    # and accumulate in fp32 (AMX on recent Intel CPUs, tensor cores on GPUs); weights,
+    # activations, losses, targets and Adam stay fp32 (dql/networks.py, ``MemberLinear``).
+    precision: Precision = "fp32"
 
     seed: int = 0
 
@@ -132,6 +140,7 @@ def _validate(cfg: DQLConfig) -> None:
         "lr_schedule": LR_SCHEDULES,
         "action_selection": ACTION_SELECTIONS,
         "reward_tune": REWARD_TUNES,
+        "precision": PRECISIONS,
     }
     for field, allowed in choices.items():
         if getattr(cfg, field) not in allowed:

@@ -135,14 +135,16 @@ class DiffusionPolicy(nn.Module):
         if not self.fused_chain:
             actions = self._sample_step_by_step(states, draws, time_embedding)
             return actions.squeeze(0) if plain else actions
-        weights = [p for layer in linear_layers(self.model.trunk) for p in layer.parameters()]
+        layers = linear_layers(self.model.trunk)
+        weights = [p for layer in layers for p in layer.parameters()]
+        low = layers[1].product_dtype  # the hidden layers' (``use_low_precision``)
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
             actions = ReverseChain.apply(
-                self.chain_constants, draws, states, time_embedding, *weights
+                self.chain_constants, low, draws, states, time_embedding, *weights
             )
         else:
             actions = run_chain(
-                self.chain_constants, draws, states, time_embedding, weights, keep=False
+                self.chain_constants, draws, states, time_embedding, weights, False, low
             )[0]
         return actions.squeeze(0) if plain else actions
 

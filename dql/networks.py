@@ -87,16 +87,34 @@ class Mish(nn.Module):
         return mish_with_derivative(x, need_derivative=False)[0]
 
 
+def affine(
+    bias: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, low: torch.dtype | None = None
+) -> torch.Tensor:
+    """bias + x @ weight for (K, n, in) x and (K, in, out) weights, biases (K, out).
+
+    With ``low`` (bfloat16), the product takes ``low`` copies of x and the weight and
+    accumulates in fp32 inside the kernel; the bias is added in fp32, so the result, like
+    everything around it, is fp32. Only the product's inputs and its output are rounded.
+    """
+    if low is None:
+        return torch.baddbmm(bias.unsqueeze(1), x, weight)
+    return torch.add(bias.unsqueeze(1), torch.bmm(x.to(low), weight.to(low)))
+
+
 class MemberLinear(nn.Module):
     """``members`` independent Linear layers applied to (K, n, in) inputs by one batched matmul.
 
     ``weight[k]`` is member k's ``nn.Linear.weight`` transposed, (in, out): the layout in
     which the batched product and its backward need no transposed copies.
+    ``product_dtype`` (None: fp32) is the number format of the product (``affine``); the
+    owner sets it on hidden layers only (``use_low_precision``).
     """
 
     def __init__(self, in_features: int, out_features: int, members: int = 1, init: bool = True):
         super().__init__()
         self.in_features, self.out_features, self.members = in_features, out_features, members
+        self.product_dtype: torch.dtype | None = None
+        self.hidden = False  # hidden-to-hidden: where low-precision products may be used
         self.weight = nn.Parameter(torch.empty(members, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(members, out_features))
         if init:  # owners that must draw in another order pass init=False and reset themselves
@@ -116,8 +134,10 @@ class MemberLinear(nn.Module):
         if x.dim() == 2:  # a plain batch for a single-member layer
             if self.members != 1:
                 raise ValueError(f"a {self.members}-member layer needs (K, n, in) inputs")
-            return torch.addmm(self.bias[0], x, self.weight[0])
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
+            if self.product_dtype is None:
+                return torch.addmm(self.bias[0], x, self.weight[0])
+            return affine(self.bias, x.unsqueeze(0), self.weight, self.product_dtype).squeeze(0)
+        return affine(self.bias, x, self.weight, self.product_dtype)
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, members={self.members}"
@@ -136,6 +156,7 @@ def mlp(
     for i in range(hidden_layers):
         width = in_dim if i == 0 else hidden_dim
         layers += [MemberLinear(width, hidden_dim, members, init), Mish()]
+        layers[-2].hidden = i > 0
     layers.append(MemberLinear(hidden_dim, out_dim, members, init))
     return nn.Sequential(*layers)
 
@@ -143,6 +164,15 @@ def mlp(
 def linear_layers(module: nn.Module) -> list[MemberLinear]:
     """The module's linear layers in construction order (the order their weights are drawn)."""
     return [m for m in module.modules() if isinstance(m, MemberLinear)]
+
+
+def use_low_precision(module: nn.Module, dtype: torch.dtype | None) -> None:
+    """Hidden-to-hidden products in ``dtype`` (None: fp32). The input layer and the heads
+    stay fp32: they are a few percent of the products, and the heads' outputs (Q values,
+    predicted noise) go straight into the losses and targets."""
+    for layer in linear_layers(module):
+        if layer.hidden:
+            layer.product_dtype = dtype
 
 
 class NoisePredictor(nn.Module):

@@ -228,7 +228,9 @@ class TrainingRun:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("format") != RUN_FORMAT:
             raise ValueError(f"not a dql run checkpoint (format {state.get('format')!r})")
-        if state["config"] != self.config.to_dict() or state["seeds"] != list(self.seeds):
+        # Through DQLConfig: a checkpoint from before a field existed has its default.
+        same_config = DQLConfig.from_dict(state["config"]) == self.config
+        if not same_config or state["seeds"] != list(self.seeds):
             raise ValueError("the checkpoint was made with another configuration or seeds")
         self.ensemble.load_state_dict(state["ensemble"])
         self.epoch = int(state["epoch"])

@@ -19,6 +19,7 @@ from dql.config import ConfigError, DQLConfig
 from dql.presets import paper_presets, preset_config
 from dql.provenance import provenance
 from dql.run import PreparedTask, TrainingRun, prepare_task
+from dql.threads import use_thread_policy
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrainRequest:
     download: bool = False
     resume: bool = False
     show_progress: bool = True
+    threads: int | None = None  # fixed torch threads; None: dql.threads' policy
 
 
 def task_config(task: str, **overrides: Any) -> DQLConfig:
@@ -73,13 +75,14 @@ def train(request: TrainRequest) -> list[dict[str, Any]]:
     config = task_config(request.task, **request.overrides)  # bad values fail here
     check_out_dir(out, request.resume)
     device = pick_device(request.device)
+    policy = use_thread_policy(request.threads)  # a bad --threads fails here
     prepared = prepare_task(request.task, request.data, request.env_id, request.download)
     run = TrainingRun(prepared, config, request.seeds, device)
     checkpoint = out / "checkpoints" / "last.pt"
     if request.resume:
         run.load(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    _write_run_json(out / "run.json", request, prepared, config, device)
+    _write_run_json(out / "run.json", request, prepared, config, device, policy)
     return _train_loop(run, out, checkpoint, request.show_progress)
 
 
@@ -118,7 +121,7 @@ def _train_loop(run: TrainingRun, out: Path, checkpoint: Path, show_progress: bo
     return rows
 
 
-def _write_run_json(path: Path, request, prepared: PreparedTask, config, device) -> None:
+def _write_run_json(path: Path, request, prepared: PreparedTask, config, device, policy) -> None:
     record = provenance(
         task=request.task,
         dataset=prepared.dataset,
@@ -128,6 +131,7 @@ def _write_run_json(path: Path, request, prepared: PreparedTask, config, device)
         config=config.to_dict(),
         quirks=config.quirks(),
         reference={"min": prepared.reference.ref_min, "max": prepared.reference.ref_max},
+        threads={"setting": request.threads or "auto", "at_start": policy.threads},
         command=" ".join([os.path.basename(sys.executable), "-m", "dql", *sys.argv[1:]]),
     )
     path.write_text(json.dumps(record, indent=2) + "\n")

@@ -50,8 +50,9 @@ def train_trial(config: dict[str, Any]) -> None:
     logging.getLogger("ray.train").setLevel(logging.WARNING)
 
     from dql.run import TrainingRun, prepare_task
+    from dql.threads import use_thread_policy
 
-    torch.set_num_threads(max(1, int(config.get("cpus_per_trial", 1))))
+    use_thread_policy(cpus=config.get("cpus_per_trial", 1))  # at most its CPUs, fewer if taken
     # Fractional GPUs on machines without CUDA (e.g. test clusters) fall back to the CPU.
     device = "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
     prepared = prepare_task(
