@@ -111,9 +111,7 @@ def learning_curves(results: Results, out: Path, selection: Selection | None = N
     what = "mean over seeds" + (", 95% t-interval band where 2 or more seeds" if banded else "")
     title = f"Learning curves of the reported configuration ({what})"
     fig.suptitle(textwrap.fill(title, 48 * min(3, len(table))), fontsize=10)
-    fig.tight_layout(
-        rect=(0, 0.08 / math.ceil(len(table) / 3), 1, 0.93 if len(table) > 1 else 0.88)
-    )
+    fig.tight_layout(rect=(0, 0.08 / math.ceil(len(table) / 3), 1, 1))
     return _save(fig, Path(out), "learning_curves", layout=False)
 
 
