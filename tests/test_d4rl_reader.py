@@ -230,3 +230,11 @@ def test_a_truncated_collected_file_says_to_collect_it_again(hopper_file, tmp_pa
     assert "data download" not in message
     assert "delete it and collect it again with `python -m dql collect --env Hopper-v5" in message
     assert "--smoke" in message
+
+
+def test_a_truncated_file_with_d4rls_name_names_its_task(tmp_path):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl(path, np.zeros(3000, bool), np.zeros(3000))
+    path.write_bytes(path.read_bytes()[:4000])
+    message = one_line_error(path, "not a readable HDF5 file")
+    assert "`python -m dql data download hopper-medium-v2`" in message

@@ -40,13 +40,24 @@ def collected_command(path: Path) -> str | None:
 
 
 def remake_advice(path: Path) -> str:
-    """How to replace a damaged file: collect a collected file again, download a D4RL one."""
+    """How to replace a damaged file: collect a collected file again, download a D4RL one,
+    and say both when the file is neither marked as collected nor named as D4RL names it
+    (a file collected before collect marked its files)."""
+    from dql.scores import d4rl_reference_scores
+
     command = collected_command(path)
-    if command is None:
-        return REDOWNLOAD
+    if command is not None:
+        return (
+            f"it was made by `python -m dql collect`: delete it and collect it again with "
+            f"`{command}` (a --smoke sweep collects a missing sweep-data file by itself)"
+        )
+    tasks = [t for t, ref in d4rl_reference_scores().items() if ref.file_name == path.name]
+    if tasks:
+        return REDOWNLOAD.replace("TASK", tasks[0])
     return (
-        f"it was made by `python -m dql collect`: delete it and collect it again with "
-        f"`{command}` (a --smoke sweep collects a missing sweep-data file by itself)"
+        f"delete it, then for a D4RL file {REDOWNLOAD.removeprefix('delete it and ')}; for a "
+        "file made by `python -m dql collect`, collect it again (a --smoke sweep collects a "
+        "missing sweep-data file by itself)"
     )
 
 
