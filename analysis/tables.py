@@ -80,7 +80,9 @@ def caption(
     """What the numbers are, in one paragraph (plain text; ``±`` marks the spread)."""
     parts = ["D4RL normalized scores (×100)."]
     sources = tasks["source"].value_counts().to_dict() if "source" in tasks else {}
-    if sources.get("confirm") and not sources.get("search"):
+    if set(sources) == {"single"}:
+        parts.append("Ours: single training runs (python -m dql train), no search.")
+    elif sources.get("confirm") and not sources.get("search"):
         parts.append("Ours: the chosen configuration rerun with fresh seeds (confirm stage).")
     elif sources.get("confirm"):
         confirmed = ", ".join(tasks.loc[tasks["source"] == "confirm", "task"])

@@ -201,3 +201,6 @@ def test_a_train_run_has_its_own_time_and_stage(tmp_path):
     text = summarize(str(run))
     assert "Time spent training: 12.1 min" in text
     assert "[single, finished, 1 seed]" in text and "search" not in text
+    from analysis.tables import score_table
+
+    assert "Ours: single training runs" in score_table(load(str(run))).caption
