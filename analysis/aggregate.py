@@ -212,12 +212,11 @@ def task_table(results: Results, selection: Selection | None = None) -> pd.DataF
         confirm = group[group["stage"] == "confirm"]
         use_confirm = selection.prefer_confirm and not confirm.empty
         chosen = _pick_trial(confirm if use_confirm else group[group["stage"] != "confirm"])
-        entry = {
-            "task": task,
-            "domain": group["domain"].iloc[0],
-            "source": "confirm" if use_confirm else "search",
-            "trials": len(group),
-        }
+        source = "confirm" if use_confirm else "search"
+        if chosen is not None and chosen.get("stage") == "single":
+            source = "single"  # a `python -m dql train` run, chosen by nobody
+        entry = {"task": task, "domain": group["domain"].iloc[0], "source": source}
+        entry["trials"] = len(group)
         if chosen is not None:
             entry.update(chosen.drop(labels=["task", "domain"]).to_dict())
         out.append(entry)

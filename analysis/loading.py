@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 
 from analysis.references import domain_of
 from analysis.storage import ResultsError, filesystem, join, read_text, unstrip
+from analysis.wording import count
 
 TUNE_ROWS = "result.json"
 TRAIN_ROWS = "results.jsonl"
@@ -43,6 +45,13 @@ ROW_FIELDS = (
     "wall_time_s",
 )
 TRIAL_KEYS = ("experiment", "trial_id")
+
+
+class TruncatedResultsWarning(UserWarning):
+    """A result file whose last line was cut short (a trial killed mid-write): the readable
+    rows are used, and the file is named once."""
+
+
 EXPECTED = (
     "a Tune experiment folder (one sub-folder per trial with params.json and result.json), "
     "a folder of such experiments, or a `python -m dql train --out DIR` folder (results.jsonl)"
@@ -143,17 +152,19 @@ def _read_tune_trial(
     fs, folder: str, names: set[str], experiment: str, statuses: dict, checkpoint_rows: dict
 ) -> tuple:
     trial_dir = folder.rpartition("/")[2]
-    records = _json_lines(read_text(fs, join(fs, folder, TUNE_ROWS))) if TUNE_ROWS in names else []
+    records = []
+    if TUNE_ROWS in names:
+        path = join(fs, folder, TUNE_ROWS)
+        records = _json_lines(read_text(fs, path), unstrip(experiment, fs, path))
     if folder in checkpoint_rows:  # fills rows Tune's result.json lost (a node died)
-        saved = _json_lines(read_text(fs, checkpoint_rows[folder]))
+        path = checkpoint_rows[folder]
+        saved = _json_lines(read_text(fs, path), unstrip(experiment, fs, path))
         tune_fields = {k: v for k, v in (records[-1] if records else {}).items() if k == "trial_id"}
         records = [{**tune_fields, **row} for row in saved] + records
     params = {}
     if "params.json" in names:
-        try:
-            params = json.loads(read_text(fs, join(fs, folder, "params.json")))
-        except ValueError:
-            params = {}
+        path = join(fs, folder, "params.json")
+        params = _json_file(fs, path, unstrip(experiment, fs, path))
     error = read_text(fs, join(fs, folder, "error.txt")) if "error.txt" in names else None
     trial_id = next((r["trial_id"] for r in records if r.get("trial_id")), None)
     listed = {v.get("trial_dir"): k for k, v in statuses.items() if isinstance(v, dict)}
@@ -162,7 +173,8 @@ def _read_tune_trial(
 
 
 def _read_train_run(fs, folder: str, shown: str) -> tuple:
-    records = _json_lines(read_text(fs, join(fs, folder, TRAIN_ROWS)))
+    path = join(fs, folder, TRAIN_ROWS)
+    records = _json_lines(read_text(fs, path), unstrip(shown, fs, path))
     name = folder.rpartition("/")[2]
     return _trial(records, {}, None, None, shown, name, name)
 
@@ -176,16 +188,51 @@ def _trial_id_from_dirname(name: str) -> str:
     return tune.group(1) if tune else name
 
 
-def _json_lines(text: str) -> list[dict]:
-    """Rows of a JSON-lines file; a torn last line (a trial killed mid-write) is skipped."""
+def _json_lines(text: str, name: str) -> list[dict]:
+    """Rows of a JSON-lines file (``name`` is the path shown in messages).
+
+    A last line that does not parse is a write cut short (a trial killed mid-write, a full
+    disk): the rows before it are used and a ``TruncatedResultsWarning`` names the file.
+    Any other line that is not a JSON object means the file was damaged or is not a result
+    file at all: ``ResultsError``, since silently dropping rows inside a curve would change
+    the scores.
+    """
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
     records = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
-    return [r for r in records if isinstance(r, dict)]
+    for position, (number, line) in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except ValueError as error:
+            if position == len(lines) - 1:
+                warnings.warn(
+                    f"{name}: the last line (line {number}) is cut short; using the "
+                    f"{count(len(records), 'complete row')} before it",
+                    TruncatedResultsWarning,
+                    stacklevel=2,
+                )
+                break
+            raise ResultsError(
+                f"{name} line {number} is not valid JSON ({error.msg}); the file is damaged: "
+                "restore it from a copy or move it out of the results folder"
+            ) from None
+        if not isinstance(record, dict):
+            raise ResultsError(
+                f"{name} line {number} is not a JSON object; the file is damaged: restore it "
+                "from a copy or move it out of the results folder"
+            )
+        records.append(record)
+    return records
+
+
+def _json_file(fs, path: str, shown: str) -> Any:
+    """A whole JSON file (params.json); invalid JSON is one ``ResultsError`` line."""
+    try:
+        return json.loads(read_text(fs, path))
+    except ValueError as error:
+        raise ResultsError(
+            f"{shown} is not valid JSON ({error}); the file is damaged: restore it from a "
+            "copy or move its trial folder out of the results folder"
+        ) from None
 
 
 # ---------------------------------------------------------------- one trial
@@ -215,7 +262,11 @@ def _trial(records, params, error, listed, experiment, trial_id, trial_dir) -> t
         "env_id": last.get("env_id"),
         "mujoco_version": last.get("mujoco_version"),
         "wall_time_s": last.get("wall_time_s"),
-        "time_total_s": max((r.get("time_total_s") or 0 for r in records), default=None),
+        # Tune's own clock; a `python -m dql train` run has only wall_time_s (NaN here).
+        "time_total_s": max(
+            (r["time_total_s"] for r in records if _finite(r.get("time_total_s"))),
+            default=math.nan,
+        ),
         # What the trial held and for how long (sweep rows; absent in older results).
         "cpus": last.get("cpus"),
         "gpus": last.get("gpus"),

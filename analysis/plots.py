@@ -1,10 +1,15 @@
 """Figures (PNG and PDF, Agg backend): learning curves, sweep diagnostics, parameter
 importance, performance profiles. Each function takes loaded results and an output folder and
-returns the PNG path it wrote (the PDF sits next to it)."""
+returns the PNG path it wrote (the PDF sits next to it), or raises ``NothingToShow`` (saying
+why) instead of drawing an empty figure."""
 
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -25,10 +30,16 @@ from analysis.aggregate import (
 )
 from analysis.loading import Results
 from analysis.statistics import mean_ci_halfwidth, performance_profile_band
+from analysis.wording import count, span
 
 SEARCHED = ("eta", "T", "actor_lr")
 LOG_SCALE = {"eta", "actor_lr"}
 STATUS_MARKERS = {"finished": "o", "stopped_early": "v", "diverged": "x", "running": "s"}
+MIN_IMPORTANCE_TRIALS = 4  # scored search trials a task needs for parameter_importance
+
+
+class NothingToShow(ValueError):
+    """A figure that would be empty; the message says why (shown as the figure's skip line)."""
 
 
 def _grid(count: int, width: float = 4.0, height: float = 3.0):
@@ -53,34 +64,70 @@ def _save(fig, out: Path, name: str, layout: bool = True) -> Path:
 
 def learning_curves(results: Results, out: Path, selection: Selection | None = None) -> Path:
     """Per task: the reported configuration's mean score over seeds against gradient steps,
-    with a 95% t-interval band over seeds; every search trial's mean curve in grey behind."""
+    with a 95% t-interval band over seeds when it has two or more; every search trial's mean
+    curve in grey behind. The legend sits below the panels, where it covers no curve."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     table = task_table(results, selection)
     rows = scored(results.rows)
-    tasks = list(table["task"]) if not table.empty else []
-    fig, axes = _grid(max(1, len(tasks)))
+    if table.empty or rows.empty:
+        raise NothingToShow("no evaluation with a finite score yet")
+    fig, axes = _grid(len(table), height=3.6)
+    banded = False
     for ax, (_, task) in zip(axes, table.iterrows(), strict=False):
         mine = rows[rows["task"] == task["task"]]
         for _, curve in mine.groupby(["experiment", "trial_id"]):
             means = curve.groupby("gradient_steps")["normalized_score"].mean()
             ax.plot(means.index, means.values, color="0.75", lw=0.8, zorder=1)
         chosen = _of_trial(mine, task)
+        title = task["task"]
         if not chosen.empty:
             by_step = chosen.groupby("gradient_steps")["normalized_score"]
             mean = by_step.mean()
-            half = by_step.apply(lambda s: mean_ci_halfwidth(s.to_numpy())).fillna(0)
-            label = f"{task['source']} ({int(task['seeds_scored'])} seeds)"
-            ax.plot(mean.index, mean.values, color="C0", lw=2, label=label, zorder=3)
-            ax.fill_between(mean.index, mean - half, mean + half, color="C0", alpha=0.25, zorder=2)
-            ax.legend(loc="lower right", fontsize=8)
-        ax.set_title(task["task"], fontsize=10)
+            ax.plot(mean.index, mean.values, color="C0", lw=2, zorder=3)
+            seeds = int(task["seeds_scored"])
+            if seeds >= 2:
+                half = by_step.apply(lambda s: mean_ci_halfwidth(s.to_numpy())).fillna(0)
+                ax.fill_between(
+                    mean.index, mean - half, mean + half, color="C0", alpha=0.25, zorder=2
+                )
+                banded = True
+            title = (
+                f"{title}\n{_SOURCES.get(task['source'], task['source'])}, {count(seeds, 'seed')}"
+            )
+        ax.set_title(title, fontsize=9)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_steps))
         ax.set_xlabel("gradient steps")
         ax.set_ylabel("normalized score")
         ax.grid(alpha=0.3)
-    if not tasks:
-        axes[0].text(0.5, 0.5, "no evaluations yet", ha="center", transform=axes[0].transAxes)
-    fig.suptitle("Learning curves: reported configuration (mean, 95% CI over seeds); grey: "
-                 "search trials", fontsize=10)  # fmt: skip
-    return _save(fig, Path(out), "learning_curves")
+    handles = [Line2D([], [], color="C0", lw=2, label="reported configuration: mean over seeds")]
+    if banded:
+        handles.append(Patch(color="C0", alpha=0.25, label="95% t-interval over seeds"))
+    if len(rows.groupby(["experiment", "trial_id"])) > len(table):
+        handles.append(Line2D([], [], color="0.75", lw=0.8, label="search trials (mean)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8)
+    what = "mean over seeds" + (", 95% t-interval band where 2 or more seeds" if banded else "")
+    title = f"Learning curves of the reported configuration ({what})"
+    fig.suptitle(textwrap.fill(title, 48 * min(3, len(table))), fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 / math.ceil(len(table) / 3), 1, 1))
+    return _save(fig, Path(out), "learning_curves", layout=False)
+
+
+def _steps(value: float, _position=None) -> str:
+    """Step counts as 250k, 1.5M: a tick label of seven digits collides with its neighbour."""
+    for size, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= size:
+            return f"{value / size:g}{suffix}"
+    return f"{value:g}"
+
+
+_SOURCES = {
+    "confirm": "confirm rerun",
+    "search": "best search trial",
+    "single": "single run",
+}
 
 
 def _of_trial(frame: pd.DataFrame, trial: pd.Series) -> pd.DataFrame:
@@ -92,8 +139,34 @@ def _of_trial(frame: pd.DataFrame, trial: pd.Series) -> pd.DataFrame:
 
 
 def _trial_points(results: Results, selection: Selection | None) -> pd.DataFrame:
+    """Scored search trials (neither confirm reruns nor `python -m dql train` runs)."""
     trials = trial_scores(results, selection)
-    return trials[(trials["stage"] != "confirm") & np.isfinite(trials["last_mean"].astype(float))]
+    search = ~trials["stage"].isin(["confirm", "single"])
+    return trials[search & np.isfinite(trials["last_mean"].astype(float))]
+
+
+def _log_ticks(values: np.ndarray, most: int = 5) -> list[float]:
+    """Ticks for a log axis over ``values``: the coarsest of 1-10, 1-3-10 and 1-2-5 steps
+    that puts 3 to ``most`` ticks inside the data's range, else 4 evenly spaced (in log)
+    round numbers, so that a narrow range such as eta 1.2-1.9 still shows several labels."""
+    values = values[np.isfinite(values) & (values > 0)]
+    low, high = float(values.min()), float(values.max())
+    if high / low < 1.05:
+        return [float(f"{low:.2g}")]
+    for subs in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0)):
+        steps = matplotlib.ticker.LogLocator(subs=subs).tick_values(low, high)
+        inside = [float(t) for t in steps if low / 1.1 <= t <= high * 1.1]
+        if 3 <= len(inside) <= most:
+            return inside
+    return sorted({float(f"{t:.2g}") for t in np.geomspace(low, high, 4)})
+
+
+def _short_number(value: float, _position=None) -> str:
+    """Tick labels that stay short: 0.5, 2, 10, 3e-4 (never 0.0003)."""
+    if value == 0 or 1e-2 <= abs(value) < 1e4:
+        return f"{value:.2g}"
+    exponent = math.floor(math.log10(abs(value)))
+    return f"{value / 10**exponent:.2g}e{exponent}"
 
 
 def sweep_diagnostics(results: Results, out: Path, selection: Selection | None = None) -> Path:
@@ -103,7 +176,9 @@ def sweep_diagnostics(results: Results, out: Path, selection: Selection | None =
 
     points = _trial_points(results, selection)
     params = [p for p in SEARCHED if p in points]
-    fig, axes = _grid(max(1, len(params)), height=3.6)
+    if points.empty or not params:
+        raise NothingToShow("no scored search trial (a single run or confirm reruns only)")
+    fig, axes = _grid(len(params), height=3.6)
     tasks = list(dict.fromkeys(points["task"]))
     for ax, param in zip(axes, params, strict=False):
         for color, task in enumerate(tasks):
@@ -117,12 +192,15 @@ def sweep_diagnostics(results: Results, out: Path, selection: Selection | None =
                     alpha=0.8,
                 )
         if param in LOG_SCALE:
+            values = points[param].astype(float).to_numpy()
             ax.set_xscale("log")
-            # 1-2-5 ticks with plain labels: a narrow log range still shows values
-            ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
-            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.2g}"))
+            ticks = _log_ticks(values)
+            low, high = min(ticks[0], np.nanmin(values)), max(ticks[-1], np.nanmax(values))
+            ax.set_xlim(low / 1.15, high * 1.15)
+            ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_short_number))
             ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-            ax.tick_params(axis="x", labelrotation=40)
+            ax.tick_params(axis="x", labelrotation=30)
         ax.set_xlabel(param)
         ax.set_ylabel("last score (mean over seeds)")
         ax.grid(alpha=0.3)
@@ -174,9 +252,15 @@ def parameter_importance(results: Results, out: Path, selection: Selection | Non
     """Bars of ``importance`` per task (tasks with at least 4 scored search trials)."""
     points = _trial_points(results, selection)
     params = [p for p in SEARCHED if p in points]
-    tasks = [t for t, g in points.groupby("task") if len(g) >= 4]
+    sizes = points.groupby("task").size() if not points.empty else pd.Series(dtype=int)
+    tasks = [t for t, n in sizes.items() if n >= MIN_IMPORTANCE_TRIALS]
+    if not tasks or not params:
+        found = ", ".join(f"{t} {n}" for t, n in sizes.items()) or "none"
+        raise NothingToShow(
+            f"no task has {MIN_IMPORTANCE_TRIALS} or more scored search trials (found: {found})"
+        )
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    width = 0.8 / max(1, len(tasks))
+    width = 0.8 / len(tasks)
     for i, task in enumerate(tasks):
         shares = importance(points[points["task"] == task], params)
         x = np.arange(len(params)) + (i - (len(tasks) - 1) / 2) * width
@@ -185,16 +269,11 @@ def parameter_importance(results: Results, out: Path, selection: Selection | Non
     ax.set_ylim(0, 1)
     ax.set_ylabel("share of score variance (omega^2)")
     ax.grid(axis="y", alpha=0.3)
-    if tasks:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    else:
-        ax.text(0.5, 0.5, "fewer than 4 scored trials per task", ha="center",
-                transform=ax.transAxes)  # fmt: skip
-    counts = sorted(len(g) for t, g in points.groupby("task") if t in tasks)
-    n = f"{counts[0]}-{counts[-1]}" if counts and counts[0] != counts[-1] else str(counts[:1])
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    trials = span(sorted(int(sizes[t]) for t in tasks), "search trial")
     ax.set_title("Parameter importance: share of the last score's variance explained by\n"
                  "quantile bins of each parameter alone (omega^2, noise-corrected; "
-                 f"{n.strip('[]')} search trials per task)", fontsize=9)  # fmt: skip
+                 f"{trials} per task)", fontsize=9)  # fmt: skip
     return _save(fig, Path(out), "parameter_importance")
 
 
@@ -204,34 +283,62 @@ def performance_profiles(
     selection: Selection | None = None,
     metrics: tuple[str, ...] = ("last", "best", "offline"),
 ) -> Path:
-    """Fraction of (task, seed) runs scoring above tau, with 95% stratified-bootstrap bands."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    top = 0.0
+    """Fraction of (task, seed) runs scoring above tau, with 95% stratified-bootstrap bands;
+    tau spans the scores themselves (a smoke run's scores near 1 are not squashed into the
+    left edge of a 0-100 axis)."""
     curves = {m: run_scores(results, m, selection) for m in metrics}
-    for scores in curves.values():
-        for values in scores.values():
-            top = max(top, float(np.nanmax(values)) if len(values) else 0.0)
-    taus = np.linspace(0, max(100.0, top * 1.05), 201)
+    values = [np.asarray(v, float) for scores in curves.values() for v in scores.values()]
+    values = np.concatenate(values) if values else np.array([])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        raise NothingToShow("no reported configuration has a finite score yet")
+    low, high = min(0.0, float(values.min())), float(values.max())
+    margin = 0.05 * (high - low) or 1.0
+    taus = np.linspace(low, high + margin, 201)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for color, (metric, scores) in enumerate(curves.items()):
         if not scores:
             continue
-        profile, low, high = performance_profile_band(scores, taus)
+        profile, band_low, band_high = performance_profile_band(scores, taus)
         ax.plot(taus, profile, color=f"C{color}", label=METRIC_LABELS[metric])
-        ax.fill_between(taus, low, high, color=f"C{color}", alpha=0.2)
+        ax.fill_between(taus, band_low, band_high, color=f"C{color}", alpha=0.2)
+    ax.set_xlim(taus[0], taus[-1])
     ax.set_xlabel("normalized score tau")
     ax.set_ylabel("fraction of runs with score > tau")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower left")  # profiles fall to the right: below them is empty
     ax.set_title("Performance profiles of the reported configurations", fontsize=10)
     return _save(fig, Path(out), "performance_profile")
 
 
-def all_plots(results: Results, out: Path, selection: Selection | None = None) -> list[Path]:
+PlotFunction = Callable[[Results, Path, Selection | None], Path]
+FIGURES: dict[str, tuple[PlotFunction, str]] = {
+    "learning_curves": (learning_curves, "score against gradient steps per task"),
+    "sweep_diagnostics": (sweep_diagnostics, "last score against eta, T and lr per trial"),
+    "parameter_importance": (parameter_importance, "share of score variance per parameter"),
+    "performance_profile": (performance_profiles, "fraction of runs above each score"),
+}
+
+
+def all_plots(
+    results: Results, out: Path, selection: Selection | None = None
+) -> tuple[list[Path], dict[str, str]]:
+    """Every figure of ``FIGURES`` into ``out``: the PNGs written, and the figures skipped
+    with the reason. All are drawn first, in a scratch folder, so a figure that fails leaves
+    ``out`` untouched rather than half-written."""
     out = Path(out)
-    return [
-        learning_curves(results, out, selection),
-        sweep_diagnostics(results, out, selection),
-        parameter_importance(results, out, selection),
-        performance_profiles(results, out, selection),
-    ]
+    written, skipped = [], {}
+    with tempfile.TemporaryDirectory(prefix="analysis-plots-") as scratch:
+        for name, (draw, _) in FIGURES.items():
+            try:
+                written.append(draw(results, Path(scratch), selection))
+            except NothingToShow as why:
+                skipped[name] = str(why)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for png in written:
+            for made in (png, png.with_suffix(".pdf")):
+                shutil.move(str(made), out / made.name)
+            paths.append(out / png.name)
+    return paths, skipped

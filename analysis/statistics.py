@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from analysis.wording import fixed
+
 TaskScores = Mapping[str, Sequence[float] | np.ndarray]
 
 
@@ -28,7 +30,7 @@ class Interval:
     high: float
 
     def __str__(self) -> str:
-        return f"{self.value:.1f} [{self.low:.1f}, {self.high:.1f}]"
+        return f"{fixed(self.value)} [{fixed(self.low)}, {fixed(self.high)}]"
 
 
 def iqm(scores: Sequence[float] | np.ndarray) -> float:

@@ -21,6 +21,7 @@ from analysis.aggregate import (
 )
 from analysis.loading import STATUSES, Results, load
 from analysis.statistics import iqm_ci, optimality_gap_ci
+from analysis.wording import count, fixed
 
 
 def summarize(paths: str | Sequence[str], selection: Selection | None = None) -> str:
@@ -31,7 +32,8 @@ def summarize(paths: str | Sequence[str], selection: Selection | None = None) ->
 def summary_text(results: Results, selection: Selection | None = None) -> str:
     selection = selection or Selection()
     trials = results.trials
-    lines = [f"{len(trials)} trials in {trials['experiment'].nunique()} experiment folder(s)"]
+    folders = count(trials["experiment"].nunique(), "experiment folder")
+    lines = [f"{count(len(trials), 'trial')} in {folders}"]
     lines += _status_counts(trials)
     lines += _ended_badly(trials)
     lines += _time_spent(trials)
@@ -70,7 +72,10 @@ def _time_spent(trials: pd.DataFrame) -> list[str]:
     wall = trials["wall_time_s"].astype(float)
     tune = trials["time_total_s"].astype(float)
     total = np.nansum(np.where(np.isfinite(tune), tune, wall))
-    return ["", f"Time spent in trials: {_duration(total)} (sum over trials)"]
+    where = "in trials (sum over trials)" if len(trials) > 1 else "in the trial"
+    if (trials["stage"] == "single").all():
+        where = "training (sum over runs)" if len(trials) > 1 else "training"
+    return ["", f"Time spent {where}: {_duration(total)}"]
 
 
 def _cost(trials: pd.DataFrame) -> list[str]:
@@ -110,12 +115,15 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
             lines.append(f"  {row['task']}: no evaluated trial yet")
             continue
         config = " ".join(f"{c}={_short(row[c])}" for c in searched)
+        budget = ""
+        if row["source"] != "single":
+            trials = count(int(row.get("search_trials", 0) or 0), "trial")
+            episodes = count(int(row.get("tuning_episodes", 0) or 0), "episode")
+            budget = f" (search: {trials}, {episodes})"
         lines.append(
             f"  {row['task']}: {config} [{row['source']}, {row['status']}, "
-            f"{_count(int(row['seeds_scored']), 'seed')}] last {row['last_mean']:.1f}, "
-            f"best {row['best_mean']:.1f}, offline {row['offline_mean']:.1f} "
-            f"(search: {int(row.get('search_trials', 0) or 0)} trials, "
-            f"{int(row.get('tuning_episodes', 0) or 0)} episodes)"
+            f"{count(int(row['seeds_scored']), 'seed')}] last {fixed(row['last_mean'])}, "
+            f"best {fixed(row['best_mean'])}, offline {fixed(row['offline_mean'])}{budget}"
         )
     return lines
 
@@ -131,7 +139,8 @@ def _aggregate(results: Results, selection: Selection) -> list[str]:
         return []
     return [
         "",
-        f"Across {len(scores)} task(s), {runs} runs, last evaluation (95% stratified bootstrap):",
+        f"Across {count(len(scores), 'task')}, {count(runs, 'run')}, last evaluation "
+        "(95% stratified bootstrap):",
         f"  IQM {iqm_ci(scores)}; optimality gap {optimality_gap_ci(scores)}",
     ]
 
@@ -141,7 +150,3 @@ def trials_by_status(results: Results) -> pd.DataFrame:
     return trial_scores(results).pivot_table(
         index=["task", "stage"], columns="status", values="trial_id", aggfunc="count", fill_value=0
     )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" + ("" if number == 1 else "s")

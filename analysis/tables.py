@@ -25,6 +25,7 @@ from analysis.references import (
     reference_scores,
 )
 from analysis.storage import write_text
+from analysis.wording import count, fixed, span
 
 MISSING = "--"
 OURS_LABELS = {"last": "Last", "best": "Best", "best_of_mean": "Best of mean", "offline": "Offline"}
@@ -79,7 +80,9 @@ def caption(
     """What the numbers are, in one paragraph (plain text; ``±`` marks the spread)."""
     parts = ["D4RL normalized scores (×100)."]
     sources = tasks["source"].value_counts().to_dict() if "source" in tasks else {}
-    if sources.get("confirm") and not sources.get("search"):
+    if set(sources) == {"single"}:
+        parts.append("Ours: single training runs (python -m dql train), no search.")
+    elif sources.get("confirm") and not sources.get("search"):
         parts.append("Ours: the chosen configuration rerun with fresh seeds (confirm stage).")
     elif sources.get("confirm"):
         confirmed = ", ".join(tasks.loc[tasks["source"] == "confirm", "task"])
@@ -100,7 +103,7 @@ def caption(
             parts.append(f"Not finished, scores so far: {listed}.")
     seeds = sorted({int(n) for n in tasks.get("seeds_scored", pd.Series()).dropna()})
     spread = "sample standard deviation" if selection.spread == "std" else "standard error"
-    parts.append(f"Mean ± {spread} over {_range(seeds) or 'no'} seeds per task.")
+    parts.append(f"Mean ± {spread} over {span(seeds, 'seed')} per task.")
     named = {
         "last": "Last = last evaluation",
         "best": "Best = best evaluation during training, per seed (online selection, as the "
@@ -113,18 +116,18 @@ def caption(
     episodes = sorted({int(e) for e in tasks.get("eval_episodes", pd.Series()).dropna()})
     every = sorted({int(e) for e in tasks.get("eval_every", pd.Series()).dropna()})
     if episodes:
-        parts.append(
-            f"Each evaluation: {_range(episodes)} episodes per seed"
-            + (f", every {_range(every)} epochs." if every else ".")
-        )
+        often = ""
+        if every:
+            often = ", every epoch" if every == [1] else f", every {span(every, 'epoch')}"
+        parts.append(f"Each evaluation: {span(episodes, 'episode')} per seed{often}.")
     envs = _environments(tasks)
     if envs:
         parts.append(f"Evaluated on {envs}.")
     if "search_trials" in tasks and tasks["search_trials"].notna().any():
         parts.append(
-            f"Tuning budget: {int(tasks['search_trials'].sum())} search trials, "
-            f"{int(tasks['tuning_evaluations'].sum())} evaluations, "
-            f"{int(tasks['tuning_episodes'].sum())} episodes"
+            f"Tuning budget: {count(int(tasks['search_trials'].sum()), 'search trial')}, "
+            f"{count(int(tasks['tuning_evaluations'].sum()), 'evaluation')}, "
+            f"{count(int(tasks['tuning_episodes'].sum()), 'episode')}"
             + (f"; compute: {compute}." if (compute := _compute(tasks)) else ".")
         )
     if references:
@@ -147,12 +150,6 @@ def _compute(tasks: pd.DataFrame) -> str | None:
         elif pd.notna(cpu):
             parts.append(f"{cpu:.3g} CPU-hours {label}")
     return ", ".join(parts) or None
-
-
-def _range(values: Sequence[int]) -> str:
-    if not values:
-        return ""
-    return str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
 
 
 def _environments(tasks: pd.DataFrame) -> str:
@@ -178,8 +175,8 @@ def _cell(mean: float, spread: float, pm: str) -> str:
     if mean is None or not math.isfinite(mean):
         return MISSING
     if spread is None or not math.isfinite(spread):
-        return f"{mean:.1f}"
-    return f"{mean:.1f}{pm}{spread:.1f}"
+        return fixed(mean)
+    return f"{fixed(mean)}{pm}{fixed(spread)}"
 
 
 def _cells(table: ScoreTable, pm: str, bold: str) -> list[list[str]]:
@@ -208,15 +205,35 @@ def latex_escape(text: str) -> str:
     return escaped.replace("±", r"$\pm$").replace("×", r"$\times$")
 
 
-def to_latex(table: ScoreTable, label: str = "tab:dql-results", standalone: bool = False) -> str:
-    """A booktabs ``table`` (needs ``\\usepackage{booktabs}``), or a whole document."""
-    cells = _cells(table, r"$\pm$", r"\textbf{{{}}}")
-    lines = [
-        r"\begin{table}[t]",
+PREAMBLE = r"\usepackage{booktabs}" "\n" r"\usepackage{graphicx}"
+
+
+def _float(caption: str, label: str, tabular: list[str], wide: bool) -> list[str]:
+    """``tabular`` in a ``table`` shrunk to the column width when it is wider (a two-column
+    paper's usual place), or with ``wide`` in a ``table*`` across both columns, shrunk to
+    the text width. Never enlarged: a narrow table keeps its font size."""
+    env, width = ("table*", r"\textwidth") if wide else ("table", r"\columnwidth")
+    return [
+        f"% needs {PREAMBLE.replace(chr(10), ' ')}",
+        rf"\begin{{{env}}}[t]",
         r"\centering",
         r"\small",
-        rf"\caption{{{latex_escape(table.caption)}}}",
+        rf"\caption{{{caption}}}",
         rf"\label{{{label}}}",
+        rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}{{%",
+        *tabular,
+        "}",
+        rf"\end{{{env}}}",
+    ]
+
+
+def to_latex(
+    table: ScoreTable, label: str = "tab:dql-results", standalone: bool = False, wide: bool = False
+) -> str:
+    """A booktabs table that fits a column (``wide``: a ``table*`` across the page); needs
+    ``PREAMBLE``; ``standalone``: a whole two-column document around it."""
+    cells = _cells(table, r"$\pm$", r"\textbf{{{}}}")
+    lines = [
         r"\begin{tabular}{ll" + "r" * len(table.columns) + "}",
         r"\toprule",
         " & ".join(["Domain", "Task", *(latex_escape(h) for _, h in table.columns)]) + r" \\",
@@ -231,14 +248,20 @@ def to_latex(table: ScoreTable, label: str = "tab:dql-results", standalone: bool
         lines.append(" & ".join(row) + r" \\")
         if kinds[i] == "average" and i < len(cells) - 1:
             lines.append(r"\midrule")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    text = "\n".join(lines) + "\n"
-    if standalone:
-        text = (
-            "\\documentclass{article}\n\\usepackage[margin=1.5cm,landscape]{geometry}\n"
-            "\\usepackage{booktabs}\n\\begin{document}\n" + text + "\\end{document}\n"
-        )
-    return text
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    text = "\n".join(_float(latex_escape(table.caption), label, lines, wide)) + "\n"
+    return standalone_document(text) if standalone else text
+
+
+def standalone_document(body: str) -> str:
+    """``body`` (tables) in the two-column article a paper would \\input them into."""
+    return (
+        "\\documentclass[twocolumn]{article}\n"
+        + PREAMBLE
+        + "\n\\begin{document}\n"
+        + body
+        + "\\end{document}\n"
+    )
 
 
 def to_markdown(table: ScoreTable) -> str:
@@ -269,9 +292,9 @@ def to_csv(table: ScoreTable) -> str:
     return buffer.getvalue()
 
 
-def render(table: ScoreTable, fmt: str, standalone: bool = False) -> str:
+def render(table: ScoreTable, fmt: str, standalone: bool = False, wide: bool = False) -> str:
     if fmt == "latex":
-        return to_latex(table, standalone=standalone)
+        return to_latex(table, standalone=standalone, wide=wide)
     if fmt == "markdown":
         return to_markdown(table)
     if fmt == "csv":
@@ -300,18 +323,19 @@ def hyperparameter_table(results: Results, selection: Selection | None = None) -
     return tasks[keep].reset_index(drop=True)
 
 
-def hyperparameter_latex(frame: pd.DataFrame, label: str = "tab:dql-hparams") -> str:
+def hyperparameter_latex(
+    frame: pd.DataFrame, label: str = "tab:dql-hparams", wide: bool = False
+) -> str:
+    """The hyperparameter table in LaTeX; fits a column unless ``wide`` (see ``to_latex``)."""
     headers = {"actor_lr": "lr", "search_trials": "trials", "tuning_evaluations": "evals",
                "tuning_episodes": "episodes", "eval_episodes": "eval eps"}  # fmt: skip
     columns = list(frame.columns)
+    caption = (
+        "Hyperparameters of the reported configuration per task; source: confirm "
+        "(fresh-seed rerun), search, or single (one training run); trials, evals and "
+        "episodes: the search budget spent choosing it."
+    )
     lines = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\small",
-        r"\caption{Hyperparameters of the reported configuration per task; source: confirm "
-        r"(fresh-seed rerun) or search; trials, evals and episodes: the search budget spent "
-        r"choosing it.}",
-        rf"\label{{{label}}}",
         r"\begin{tabular}{" + "l" * 3 + "r" * (len(columns) - 3) + "}",
         r"\toprule",
         " & ".join(latex_escape(headers.get(c, c)) for c in columns) + r" \\",
@@ -319,8 +343,8 @@ def hyperparameter_latex(frame: pd.DataFrame, label: str = "tab:dql-hparams") ->
     ]
     for _, row in frame.iterrows():
         lines.append(" & ".join(latex_escape(_plain(row[c])) for c in columns) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(_float(caption, label, lines, wide)) + "\n"
 
 
 def _plain(value) -> str:
@@ -331,10 +355,12 @@ def _plain(value) -> str:
     return str(value)
 
 
-def write_sweep_table(root: str, references: Sequence[str] = (PAPER,)) -> str:
+def write_sweep_table(
+    root: str, references: Sequence[str] = (PAPER,), *, wide: bool = False
+) -> str:
     """Write ``ROOT/results_table.tex`` (scores, then hyperparameters) for the sweep under
-    ``root`` (local or s3://); returns the path written."""
+    ``root`` (local or s3://), each fitting a column unless ``wide``; returns the path."""
     results = load(root)
-    text = to_latex(score_table(results, references=references))
-    text += "\n" + hyperparameter_latex(hyperparameter_table(results))
+    text = to_latex(score_table(results, references=references), wide=wide)
+    text += "\n" + hyperparameter_latex(hyperparameter_table(results), wide=wide)
     return write_text(f"{str(root).rstrip('/')}/{SWEEP_TABLE}", text)

@@ -6,6 +6,20 @@ import argparse
 import sys
 
 
+class StrictParser(argparse.ArgumentParser):
+    """A (sub)command's parser: no abbreviated flags (``--epoch`` is not ``--epochs``), and an
+    unknown flag is reported with this subcommand's usage rather than the top-level one."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def _add_train(commands) -> None:
     train = commands.add_parser(
         "train",
@@ -175,8 +189,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     from dql.data.cli import add_data_commands, run_data_command
 
-    parser = argparse.ArgumentParser(prog="python -m dql", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = StrictParser(prog="python -m dql", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)  # StrictParser too
     _add_train(commands)
     _add_collect(commands)
     add_data_commands(commands)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -162,13 +162,19 @@ class DiffusionQL:
         batch = Batch(*(column.unsqueeze(0) for column in batch))
         return self.update_members(batch, self.draw_step(len(batch.state[0])))[0]
 
-    def train_steps(self, replay: DeviceReplay, steps: int) -> torch.Tensor:
-        """``steps`` gradient steps; (K, len(METRIC_NAMES)) means on the device, no host sync."""
+    def train_steps(
+        self, replay: DeviceReplay, steps: int, progress: Callable[[int], object] | None = None
+    ) -> torch.Tensor:
+        """``steps`` gradient steps; (K, len(METRIC_NAMES)) means on the device, no host sync.
+
+        ``progress(1)`` is called after each step is queued (a progress bar's ``update``)."""
         sums = torch.zeros(self.members, len(METRIC_NAMES), device=self.device)
         for _ in range(steps):
             revise_threads()  # a neighbour that took a core costs one thread, not the step
             batch = replay.sample_members(self.config.batch_size, self.generators)
             sums += self.update_members(batch, self.draw_step(self.config.batch_size))
+            if progress is not None:
+                progress(1)
         return sums / steps
 
     def draw_step(self, batch_size: int) -> StepDraws:

@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from dql.data.d4rl import COLLECTED_MARK, USERBLOCK
 from dql.envs import EnvSpec, mujoco_version
 from dql.provenance import provenance
 
@@ -87,9 +88,11 @@ def collect(
         else:
             obs = next_obs
     env.close()
+    command = collect_command(spec, steps, out, policy, seed, max_episode_steps)
     write_d4rl_file(
         out,
         columns,
+        command,
         metadata={
             "env_id": spec.label,
             "policy": str(policy),
@@ -103,19 +106,48 @@ def collect(
     return out
 
 
+def collect_command(
+    spec: EnvSpec,
+    steps: int,
+    out: Path,
+    policy: str,
+    seed: int,
+    max_episode_steps: int | None,
+) -> str:
+    """The ``python -m dql collect`` command that makes this file again."""
+    parts = ["python -m dql collect", f"--env {spec.env_id}", f"--steps {steps}"]
+    parts += [f"--out {out}", f"--seed {seed}"]
+    if policy != "random":
+        parts.append(f"--policy {policy}")
+    if max_episode_steps is not None:
+        parts.append(f"--max-episode-steps {max_episode_steps}")
+    if "xml_file" in spec.kwargs:
+        parts.append(f"--xml-file {spec.kwargs['xml_file']}")
+    return " ".join(parts)
+
+
 # D4RL's dtypes: float32 arrays, boolean flags.
 _DTYPES = {"terminals": np.bool_, "timeouts": np.bool_}
 
 
-def write_d4rl_file(out: Path, columns: dict[str, list], metadata: dict) -> None:
-    """Write gzip-compressed datasets, atomically (a partial file never has the final name)."""
+def write_d4rl_file(out: Path, columns: dict[str, list], command: str, metadata: dict) -> None:
+    """Write gzip-compressed datasets, atomically (a partial file never has the final name).
+
+    The file's HDF5 user block (bytes HDF5 leaves to the application, before its own
+    header) says that ``command`` made it, in plain text: readable even when the file is
+    cut short, so the reader can say how to make it again instead of "download it".
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
-    with h5py.File(partial, "w") as f:
+    with h5py.File(partial, "w", userblock_size=USERBLOCK) as f:
         for key, values in columns.items():
             f.create_dataset(
                 key, data=np.asarray(values, dtype=_DTYPES.get(key, np.float32)), compression="gzip"
             )
         for key, value in metadata.items():
             f[f"metadata/{key}"] = value
+        f["metadata/command"] = command
+    mark = (COLLECTED_MARK + command + "\n").encode()[:USERBLOCK]
+    with open(partial, "r+b") as raw:
+        raw.write(mark)
     os.replace(partial, out)

@@ -9,7 +9,7 @@ initial weights and draws its batches and noise from its own generator in the sa
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,12 +47,15 @@ class SeedEnsemble(DiffusionQL):
         if compile:
             self.compiled = self._compile_networks(None if compile is True else compile)
 
-    def train_epoch(self, replay: DeviceReplay, steps: int) -> np.ndarray:
+    def train_epoch(
+        self, replay: DeviceReplay, steps: int, progress: Callable[[int], object] | None = None
+    ) -> np.ndarray:
         """``steps`` gradient steps per member; (K, len(METRIC_NAMES)) per-member means.
 
-        The metrics stay on the device until the single host sync at the end.
+        The metrics stay on the device until the single host sync at the end; ``progress``
+        is told of each step (see ``train_steps``).
         """
-        return self.train_steps(replay, steps).cpu().numpy()
+        return self.train_steps(replay, steps, progress).cpu().numpy()
 
     def member(self, k: int) -> DiffusionQL:
         """A copy of member k as a stand-alone agent (weights, Adam state, generator, step).

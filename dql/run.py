@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,13 @@ class TrainingRun:
             self.config, t.obs_dim, t.action_dim, list(self.seeds), self.device
         )
 
-    def epochs(self) -> Iterator[EpochReport]:
-        """Train to ``config.num_epochs``, continuing from wherever a loaded state left off."""
+    def epochs(self, progress: Callable[[int], object] | None = None) -> Iterator[EpochReport]:
+        """Train to ``config.num_epochs``, continuing from wherever a loaded state left off;
+        ``progress(1)`` after each gradient step (a progress bar within the epoch)."""
         cfg = self.config
         while self.epoch < cfg.num_epochs:
             started = time.perf_counter()
-            metrics = self.ensemble.train_epoch(self.replay, cfg.steps_per_epoch)
+            metrics = self.ensemble.train_epoch(self.replay, cfg.steps_per_epoch, progress)
             train_time = time.perf_counter() - started
             self.epoch += 1
             per_member = {name: metrics[:, i].tolist() for i, name in enumerate(METRIC_NAMES)}

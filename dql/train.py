@@ -98,8 +98,19 @@ def _train_loop(run: TrainingRun, out: Path, checkpoint: Path, show_progress: bo
         unit="epoch",
         disable=not show_progress,
     )
+    # Within the epoch: steps done, steps/s and time left (an epoch can take minutes).
+    steps = tqdm(
+        total=cfg.steps_per_epoch,
+        desc=f"epoch {run.epoch + 1}",
+        unit="step",
+        leave=False,
+        disable=not show_progress,
+    )
     with SummaryWriter(str(out / "tensorboard")) as writer, open(out / "results.jsonl", "a") as f:
-        for report in run.epochs():
+        for report in run.epochs(steps.update if show_progress else None):
+            steps.refresh()  # the whole epoch's count and rate, then the next epoch's bar
+            steps.reset()
+            steps.set_description(f"epoch {report.epoch + 1}")
             for name, values in report.metrics.items():
                 writer.add_scalar(f"train/{name}", sum(values) / len(values), report.step)
             writer.add_scalar("train/steps_per_s", report.steps_per_s, report.step)
@@ -117,6 +128,7 @@ def _train_loop(run: TrainingRun, out: Path, checkpoint: Path, show_progress: bo
                 if row["status"] == "diverged":
                     bar.write(f"diverged: {row['status_reason']}")
             bar.set_postfix(postfix)
+    steps.close()
     bar.close()
     return rows
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.loading import load
+from analysis.loading import TruncatedResultsWarning, load
 from analysis.storage import ResultsError
 from analysis.synthetic import FakeTrial, write_sweep
 
@@ -111,7 +111,8 @@ def test_a_parent_folder_with_several_experiments_and_a_train_run(tmp_path):
         "hparams": {"eta": 1.0},
     }
     (run / "results.jsonl").write_text(json.dumps(row) + "\n" + '{"torn": ')
-    results = load(str(tmp_path))
+    with pytest.warns(TruncatedResultsWarning, match="results.jsonl"):
+        results = load(str(tmp_path))
     assert sorted(results.trials["stage"]) == ["confirm", "search", "single"]
     single = results.rows[results.rows["stage"] == "single"].iloc[0]
     assert (single["task"], single["seed"], single["normalized_score"]) == (
@@ -152,3 +153,54 @@ def test_analysis_imports_neither_torch_nor_ray():
     )
     root = Path(__file__).resolve().parents[1]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
+
+
+def _trial_file(experiment: Path, name: str) -> Path:
+    return next(experiment.glob("trial_*")) / name
+
+
+def test_a_result_file_cut_short_at_its_end_is_used_with_one_warning(tmp_path):
+    experiment = write_sweep(tmp_path, "hopper-medium-v2", [FakeTrial([[10], [20], [30]])])
+    result = _trial_file(experiment, "result.json")
+    text = result.read_text()
+    result.write_text(text[: len(text) - 40])  # the last row torn mid-write
+    with pytest.warns(TruncatedResultsWarning, match=r"result\.json: the last line") as caught:
+        rows = load(str(tmp_path)).rows
+    assert len(caught) == 1 and str(result) in str(caught[0].message)
+    assert list(rows["normalized_score"]) == [10, 20]
+
+
+@pytest.mark.parametrize("name", ["result.json", "params.json", "results.jsonl"])
+def test_a_result_file_that_is_not_json_is_one_error_naming_it(tmp_path, name):
+    if name == "results.jsonl":
+        folder = tmp_path / "run"
+        folder.mkdir()
+        bad = folder / name
+        bad.write_text('{"epoch": 1, "normalized_scores": [1.0]}\n')
+    else:
+        bad = _trial_file(write_sweep(tmp_path, "hopper-medium-v2", [FakeTrial([[1], [2]])]), name)
+    # Damage before the last line (or anywhere in a whole-JSON file) is not a torn write.
+    bad.write_text("<html>gateway timeout</html>\n" + bad.read_text())
+    with pytest.raises(ResultsError, match="is not valid JSON") as error:
+        load(str(tmp_path))
+    assert str(bad) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_train_run_has_its_own_time_and_stage(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [
+        {"task": "hopper-medium-v2", "stage": "single", "seeds": [0], "epoch": e,
+         "normalized_scores": [float(e)], "status": "finished" if e == 2 else "running",
+         "wall_time_s": 362.5 * e}
+        for e in (1, 2)
+    ]  # fmt: skip
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from analysis.summary import summarize
+
+    text = summarize(str(run))
+    assert "Time spent training: 12.1 min" in text
+    assert "[single, finished, 1 seed]" in text and "search" not in text
+    from analysis.tables import score_table
+
+    assert "Ours: single training runs" in score_table(load(str(run))).caption

@@ -10,7 +10,15 @@ from analysis.cli import main
 from analysis.loading import load
 from analysis.references import paper_results
 from analysis.synthetic import FakeTrial, write_sweep
-from analysis.tables import score_table, to_csv, to_latex, to_markdown, write_sweep_table
+from analysis.tables import (
+    hyperparameter_latex,
+    hyperparameter_table,
+    score_table,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_sweep_table,
+)
 
 LOCOMOTION = list(paper_results()["task"][:9])
 
@@ -63,24 +71,70 @@ def test_a_half_finished_sweep_gives_a_table_with_missing_cells_marked(tmp_path)
     assert "Not finished, scores so far: hopper-medium-v2 (running)" in table.caption
 
 
-def test_the_latex_table_compiles_with_pdflatex(locomotion, tmp_path):
+def pdflatex(tex: Path) -> str:
+    """Compile ``tex`` in its folder; the log (the test fails on a LaTeX error)."""
     if shutil.which("pdflatex") is None:
         pytest.skip("pdflatex is not installed (.ci/run installs texlive-latex-base/-recommended)")
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
+        cwd=tex.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert tex.with_suffix(".pdf").stat().st_size > 1000
+    return tex.with_suffix(".log").read_text(errors="replace")
+
+
+def test_the_latex_table_compiles_with_pdflatex(locomotion, tmp_path):
     tex = tmp_path / "table.tex"
     tex.write_text(
         to_latex(
             score_table(load(str(locomotion)), references=["paper", "BC", "IQL"]), standalone=True
         )
     )
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex.name],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    pdflatex(tex)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_both_sweep_tables_fit_a_two_column_paper(locomotion, tmp_path, wide):
+    # Five result columns and every hyperparameter column: wider than a column unshrunk.
+    results = load(str(locomotion))
+    body = to_latex(score_table(results, references=["paper", "BC", "IQL"]), wide=wide)
+    body += hyperparameter_latex(hyperparameter_table(results), wide=wide)
+    assert ("table*" in body) == wide
+    tex = tmp_path / "paper.tex"
+    tex.write_text(
+        "\\documentclass[twocolumn]{article}\n\\usepackage{booktabs}\n\\usepackage{graphicx}\n"
+        "\\begin{document}\n" + body + "\\end{document}\n"
     )
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert (tmp_path / "table.pdf").stat().st_size > 1000
+    log = pdflatex(tex)
+    assert "Overfull \\hbox" not in log
+
+
+def test_write_sweep_table_can_be_wide(locomotion):
+    assert "table*" not in Path(write_sweep_table(str(locomotion))).read_text()
+    assert r"\begin{table*}" in Path(write_sweep_table(str(locomotion), wide=True)).read_text()
+
+
+def test_counts_agree_with_their_nouns_and_no_score_is_negative_zero(tmp_path):
+    write_sweep(
+        tmp_path,
+        "hopper-random-v2",
+        [FakeTrial([[-0.04], [-0.02]], hparams={"eval_every": 1}, epoch_every=1)],
+    )
+    results = load(str(tmp_path))
+    latex = to_latex(score_table(results))
+    assert "over 1 seed per task" in latex and "1 seeds" not in latex
+    assert "every epoch." in latex and "every 1 epochs" not in latex
+    assert "1 search trial," in latex and "1 evaluation," not in latex
+    assert "-0.0" not in latex and r"\textbf{0.0}" in latex
+    from analysis.summary import summary_text
+
+    summary = summary_text(results)
+    assert summary.startswith("1 trial in 1 experiment folder\n")
+    assert "(search: 1 trial, 20 episodes)" in summary and "-0.0" not in summary
 
 
 def test_write_sweep_table_puts_the_latex_in_the_sweep_folder(locomotion):
@@ -111,14 +165,12 @@ def test_cli_table_summary_and_errors(locomotion, tmp_path, capsys):
     assert "unknown reference 'nope'" in capsys.readouterr().err
 
 
-def test_cli_plot_writes_png_and_pdf(locomotion, tmp_path):
+def test_cli_plot_writes_png_and_pdf(locomotion, tmp_path, capsys):
     out = tmp_path / "plots"
     assert main(["plot", str(locomotion), "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
-    for stem in (
-        "learning_curves",
-        "sweep_diagnostics",
-        "parameter_importance",
-        "performance_profile",
-    ):
+    for stem in ("learning_curves", "sweep_diagnostics", "performance_profile"):
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    # One search trial per task: nothing to rank the parameters by, and it says so.
+    assert "parameter_importance.png" not in names
+    assert "skipped parameter_importance: no task has 4 or more" in capsys.readouterr().out

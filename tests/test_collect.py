@@ -8,6 +8,7 @@ import numpy as np
 from dql.__main__ import main
 from dql.collect import collect
 from dql.data import load_d4rl
+from dql.data.d4rl import collected_command
 from dql.envs import EnvSpec
 
 
@@ -45,6 +46,11 @@ def test_collected_file_has_d4rl_keys_types_and_flags(tmp_path):
         lengths = np.diff(np.r_[-1, ends])
         assert (lengths[timeouts[ends]] == 40).all()
         assert (lengths[terminals[ends]] < 40).all()
+    # The user block names the command that makes the file again (read without HDF5).
+    assert collected_command(path) == (
+        f"python -m dql collect --env Hopper-v5 --steps 300 --out {path} --seed 0 "
+        "--max-episode-steps 40"
+    )
 
 
 def test_read_back_next_observations_are_the_environments_own(tmp_path):

@@ -205,3 +205,36 @@ def test_row_counts_that_disagree(tmp_path):
 def test_observations_of_the_wrong_rank(tmp_path):
     path = write_keys(tmp_path / "rank.hdf5", **{**GOOD, "observations": np.zeros(4)})
     one_line_error(path, r"observations must be 2-D .*\(4,\)")
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "expected"),
+    [
+        ("rewards", np.array([0, np.nan, 0, np.nan]), "rewards holds NaN or inf in 2 rows"),
+        ("observations", np.array([[0, 0], [0, 0], [0, 0], [np.inf, 0]]), "observations holds"),
+        ("actions", np.array([[0.0], [-np.inf], [0], [0]]), "actions holds NaN or inf in 1 row "),
+        ("terminals", np.array([0.0, 0, np.nan, 1]), "terminals holds NaN or inf in 1 row "),
+    ],
+)
+def test_nan_or_inf_names_the_array_the_count_and_the_first_row(tmp_path, key, bad, expected):
+    path = write_keys(tmp_path / "nan.hdf5", **{**GOOD, key: bad})
+    message = one_line_error(path, expected)
+    first = int(np.flatnonzero(~np.isfinite(bad).reshape(4, -1).all(axis=1))[0])
+    assert f"(the first at row {first})" in message
+
+
+def test_a_truncated_collected_file_says_to_collect_it_again(hopper_file, tmp_path):
+    path = tmp_path / "hopper-random-v2-3000.hdf5"
+    path.write_bytes(hopper_file.read_bytes()[:20_000])
+    message = one_line_error(path, "not a readable HDF5 file")
+    assert "data download" not in message
+    assert "delete it and collect it again with `python -m dql collect --env Hopper-v5" in message
+    assert "--smoke" in message
+
+
+def test_a_truncated_file_with_d4rls_name_names_its_task(tmp_path):
+    path = tmp_path / "hopper_medium-v2.hdf5"
+    write_d4rl(path, np.zeros(3000, bool), np.zeros(3000))
+    path.write_bytes(path.read_bytes()[:4000])
+    message = one_line_error(path, "not a readable HDF5 file")
+    assert "`python -m dql data download hopper-medium-v2`" in message

@@ -148,6 +148,19 @@ def test_without_minari_installed_the_error_names_the_extra(episodes, monkeypatc
         load_minari(DATASET)
 
 
+def create_without_env(dataset_id, buffer, observation_space, action_space):
+    """A one-episode Minari dataset that names no environment."""
+    with warnings.catch_warnings():  # Minari warns that no environment is named: none is
+        warnings.simplefilter("ignore", UserWarning)
+        minari.create_dataset_from_buffers(
+            dataset_id,
+            [buffer],
+            observation_space=observation_space,
+            action_space=action_space,
+            **DESCRIBED,
+        )
+
+
 def test_dict_observations_are_flattened_as_gymnasium_flattens_them(store, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(store[0]))
     space = gym.spaces.Dict(
@@ -163,17 +176,27 @@ def test_dict_observations_are_flattened_as_gymnasium_flattens_them(store, monke
         truncations=np.zeros(3, bool),
         infos={},
     )
-    with warnings.catch_warnings():  # Minari warns that no environment is named: none is
-        warnings.simplefilter("ignore", UserWarning)
-        minari.create_dataset_from_buffers(
-            "test/maze/dict-v0",
-            [buffer],
-            observation_space=space,
-            action_space=gym.spaces.Box(-1, 1, (1,)),
-            **DESCRIBED,
-        )
+    create_without_env("test/maze/dict-v0", buffer, space, gym.spaces.Box(-1, 1, (1,)))
     t, info = load_minari("test/maze/dict-v0")
     flat = np.stack([gym.spaces.flatten(space, o) for o in observations]).astype(np.float32)
     np.testing.assert_array_equal(t.observations, flat[:-1])
     np.testing.assert_array_equal(t.next_observations, flat[1:])
     assert info.env_id is None
+
+
+def test_nan_in_a_minari_dataset_is_named_before_training(store, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(store[0]))
+    rewards = np.array([0.0, np.inf, 1.0])
+    buffer = EpisodeBuffer(
+        observations=np.zeros((4, 2), np.float32),
+        actions=np.zeros((3, 1), np.float32),
+        rewards=rewards,
+        terminations=np.array([False, False, True]),
+        truncations=np.zeros(3, bool),
+        infos={},
+    )
+    box = gym.spaces.Box
+    create_without_env("test/nan/rewards-v0", buffer, box(-1, 1, (2,)), box(-1, 1, (1,)))
+    with pytest.raises(DatasetError, match=r"rewards holds NaN or inf in 1 transition \(the "
+                       r"first at transition 1\)"):  # fmt: skip
+        load_minari("test/nan/rewards-v0")

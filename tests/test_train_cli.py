@@ -156,3 +156,48 @@ def test_a_trained_run_can_be_the_behaviour_policy_of_collect(hopper_file, tmp_p
         assert f["metadata/policy"][()].decode() == str(checkpoint)
     assert actions.shape == (40, 3) and np.abs(actions).max() <= 1.0
     assert len(np.unique(actions.round(4), axis=0)) > 1  # the policy acts on each state
+
+
+def test_train_shows_steps_steps_per_second_and_time_left_within_the_epoch(
+    hopper_file, tmp_path, capsys
+):
+    args = [a for a in train_args(hopper_file, tmp_path / "run") if a != "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1" in err and "/15 [" in err and "step/s" in err  # steps of 15, rate, ETA
+    assert main(train_args(hopper_file, tmp_path / "quiet")) == 0
+    assert "step/s" not in capsys.readouterr().err
+
+
+def test_nan_in_the_data_stops_train_and_data_info_with_the_same_line(tmp_path, capsys):
+    n = 50
+    rewards = np.zeros(n, np.float32)
+    rewards[[7, 9, 30]] = np.nan
+    path = _write(
+        tmp_path / "nan.hdf5",
+        observations=np.zeros((n, 11), np.float32),
+        actions=np.zeros((n, 3), np.float32),
+        rewards=rewards,
+        terminals=np.zeros(n, bool),
+        timeouts=np.zeros(n, bool),
+    )
+    expected = "rewards holds NaN or inf in 3 rows (the first at row 7)"
+    assert main(train_args(path, tmp_path / "run")) == 2
+    train_error = capsys.readouterr().err.strip()
+    assert expected in train_error and len(train_error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    assert main(["data", "info", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == train_error
+
+
+def test_abbreviated_flags_fail_with_the_subcommands_usage(capsys):
+    for argv, usage in (
+        (["train", "--task", "hopper-medium-v2", "--epoch", "1"], "python -m dql train"),
+        (["data", "info", "x.hdf5", "--max-episode", "5"], "python -m dql data info"),
+        (["collect", "--env", "Hopper-v5", "--step", "5", "--out", "x"], "python -m dql collect"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"usage: {usage} ") and argv[-2] in err, err

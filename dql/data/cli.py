@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from dql.data.d4rl import qlearning_transitions, read_d4rl, step_counter_limits
+from dql.data.d4rl import (
+    collected_command,
+    qlearning_transitions,
+    read_d4rl,
+    step_counter_limits,
+)
 from dql.data.download import download_d4rl
 from dql.data.minari_data import minari_info, open_minari
 from dql.data.resolve import DatasetSource, resolve_dataset
@@ -80,6 +85,7 @@ def describe_d4rl(path: Path, max_episode_steps: int = 1000) -> dict[str, str]:
     transitions = len(qlearning_transitions(rows, max_episode_steps=max_episode_steps))
     return {
         "file": str(path),
+        "made by": collected_command(path) or "not `python -m dql collect` (a D4RL file?)",
         "rows": f"{n:,}",
         "observations": f"{rows.observations.shape[1]} dims, {rows.observations.dtype}",
         "actions": f"{rows.actions.shape[1]} dims, {rows.actions.dtype}",

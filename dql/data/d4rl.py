@@ -21,6 +21,44 @@ from dql.replay import Transitions
 
 REQUIRED_KEYS = ("observations", "actions", "rewards", "terminals")
 REDOWNLOAD = "delete it and download it again with `python -m dql data download TASK`"
+# Files made by `python -m dql collect` start with this text in their HDF5 user block.
+COLLECTED_MARK = "made by: "
+USERBLOCK = 512
+
+
+def collected_command(path: Path) -> str | None:
+    """The ``python -m dql collect`` command that made ``path``, or None for any other file
+    (read from the user block as raw bytes, so that a truncated file still tells)."""
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(USERBLOCK)
+    except OSError:
+        return None
+    if not head.startswith(COLLECTED_MARK.encode()):
+        return None
+    return head[len(COLLECTED_MARK) :].split(b"\n", 1)[0].decode(errors="replace")
+
+
+def remake_advice(path: Path) -> str:
+    """How to replace a damaged file: collect a collected file again, download a D4RL one,
+    and say both when the file is neither marked as collected nor named as D4RL names it
+    (a file collected before collect marked its files)."""
+    from dql.scores import d4rl_reference_scores
+
+    command = collected_command(path)
+    if command is not None:
+        return (
+            f"it was made by `python -m dql collect`: delete it and collect it again with "
+            f"`{command}` (a --smoke sweep collects a missing sweep-data file by itself)"
+        )
+    tasks = [t for t, ref in d4rl_reference_scores().items() if ref.file_name == path.name]
+    if tasks:
+        return REDOWNLOAD.replace("TASK", tasks[0])
+    return (
+        f"delete it, then for a D4RL file {REDOWNLOAD.removeprefix('delete it and ')}; for a "
+        "file made by `python -m dql collect`, collect it again (a --smoke sweep collects a "
+        "missing sweep-data file by itself)"
+    )
 
 
 @dataclass
@@ -62,7 +100,7 @@ def read_d4rl(path: str | os.PathLike) -> D4RLRows:
         reason = " ".join(str(error).split())
         raise DatasetError(
             f"{path} is not a readable HDF5 file ({reason}): it is truncated, corrupt or not "
-            f"HDF5; {REDOWNLOAD}"
+            f"HDF5; {remake_advice(path)}"
         ) from error
     return _checked_rows(path, raw)
 
@@ -87,10 +125,12 @@ def _checked_rows(path: Path, raw: dict[str, np.ndarray]) -> D4RLRows:
         counts = ", ".join(f"{key} {n}" for key, n in rows.items())
         raise DatasetError(
             f"{path}: the keys disagree on the number of rows ({counts}); "
-            f"the file is damaged, {REDOWNLOAD}"
+            f"the file is damaged, {remake_advice(path)}"
         )
     if rows["rewards"] < 2:
         raise DatasetError(f"{path} holds {rows['rewards']} row(s); at least 2 are needed")
+    # Next observations are the next rows of observations, so this covers them too.
+    check_finite(raw, str(path), "row", f"the file is damaged; {remake_advice(path)}")
     timeouts = raw.get("timeouts")
     return D4RLRows(
         observations=raw["observations"],
@@ -99,6 +139,25 @@ def _checked_rows(path: Path, raw: dict[str, np.ndarray]) -> D4RLRows:
         terminals=raw["terminals"].astype(bool),
         timeouts=None if timeouts is None else timeouts.astype(bool),
     )
+
+
+def check_finite(arrays: dict[str, np.ndarray], where: str, unit: str, fix: str) -> None:
+    """One ``DatasetError`` for the first array holding NaN or inf: its name, how many
+    ``unit``s (rows) hold one and the first; NaN would only surface as a "diverged" trial.
+
+    One vectorised pass per float array (well under a second for a 2M-row file)."""
+    for name, values in arrays.items():
+        if not np.issubdtype(values.dtype, np.floating):
+            continue  # bool and integer flags cannot hold NaN
+        finite = np.isfinite(values)
+        if finite.all():
+            continue
+        bad = ~finite.reshape(len(values), -1).all(axis=1)
+        count = int(bad.sum())
+        raise DatasetError(
+            f"{where}: {name} holds NaN or inf in {count:,} {unit}{'s' if count != 1 else ''} "
+            f"(the first at {unit} {int(np.argmax(bad))}); {fix}"
+        )
 
 
 def time_limit_rows(rows: D4RLRows, max_episode_steps: int = 1000) -> np.ndarray:

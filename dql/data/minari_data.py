@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from dql.data.d4rl import check_finite
 from dql.data.errors import DatasetError
 from dql.replay import Transitions
 from dql.scores import MINARI_PREFIX, ReferenceScores
@@ -157,6 +158,10 @@ def load_minari(
     if not columns["rewards"] or not sum(len(r) for r in columns["rewards"]):
         raise DatasetError(f"Minari dataset {dataset_id} holds no transitions")
     arrays = {k: np.concatenate(v).astype(np.float32) for k, v in columns.items()}
+    fix = (
+        f"the dataset is damaged; delete it and download it again (`minari download {dataset_id}`)"
+    )
+    check_finite(arrays, f"Minari dataset {dataset_id}", "transition", fix)
     return Transitions(**arrays), info
 
 
