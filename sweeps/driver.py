@@ -27,6 +27,9 @@ class RestoreError(RuntimeError):
 
 def run(plan: Plan, argv: list[str]) -> int:
     """Run (or continue) this plan's round; returns the exit status."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress lines say it all
     start_ray(plan)
     store = studies.StudyStore.for_sweep(plan.sweep_path, plan.optuna_storage)
     print(f"Studies: {store.url} (watch them with: optuna-dashboard {store.url})", flush=True)

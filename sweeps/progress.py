@@ -16,6 +16,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from analysis.wording import fixed
 from sweeps import studies
 from sweeps.studies import StudyStore
 
@@ -74,7 +75,7 @@ class TaskProgress(Callback):
         elif studies.confirmed(study):
             search += ", confirmed"
         values = [t.value for t in ended if t.value is not None]
-        best = f"best {max(values):.1f}" if values else "no score yet"
+        best = f"best {fixed(max(values))}" if values else "no score yet"
         seconds = sum(t.user_attrs.get(self._cost_key, 0.0) or 0.0 for t in ended)
         seconds += sum(
             e["seconds"]
