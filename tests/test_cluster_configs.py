@@ -155,6 +155,7 @@ def test_setup_commands_install_this_project_on_every_node(name):
         assert not (quoted and m.group("home") == "~"), "~ inside quotes is not expanded"
         chosen = set((m.group("extras") or "").split(",")) - {""}
         assert "aws" in chosen, "the aws extra (s3fs, boto3) is needed for s3:// results"
+        assert "train" in chosen, "the train extra (torch, MuJoCo, h5py) runs the trials"
         assert chosen <= extras, f"unknown extras {chosen - extras}"
     # The repository that is mounted is this package.
     assert project["name"] == "diffusion-ql-sweeps"
@@ -192,7 +193,7 @@ def test_kuberay_rayjob_runs_the_same_sweep_with_the_same_image():
     assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
 
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
-    assert any(req.startswith("diffusion-ql-sweeps[aws]") for req in runtime_env["pip"])
+    assert any(req.startswith("diffusion-ql-sweeps[train,aws]") for req in runtime_env["pip"])
 
     cluster = spec["rayClusterSpec"]
     assert cluster["rayVersion"] == ray.__version__
