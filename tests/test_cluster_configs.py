@@ -29,7 +29,8 @@ from ray.scripts.scripts import cli
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "cluster"
-LAUNCHER_YAMLS = ["gpu.yaml", "gcp.yaml"]
+LAUNCHER_YAMLS = ["gpu.yaml", "gcp.yaml"]  # cloud: autoscaled node types, Docker image
+LOCAL_YAML = "local.yaml"  # on-premises machines by address, no Docker
 KUBERAY_YAML = CLUSTER / "kuberay.yaml"
 README_SECTION = CLUSTER / "README_SECTION.md"
 ENTRY_SCRIPT = "sweeps/locomotion.py"
@@ -75,10 +76,10 @@ def _prepared(name: str) -> dict:
 # Cluster-launcher YAMLs
 
 
-@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+@pytest.mark.parametrize("name", [*LAUNCHER_YAMLS, LOCAL_YAML])
 def test_launcher_yaml_passes_rays_own_preparation_and_schema(name):
     config = _prepared(name)
-    assert config["provider"]["type"] in {"aws", "gcp"}
+    assert config["provider"]["type"] in {"aws", "gcp", "local"}
     assert config["head_node_type"] in config["available_node_types"]
 
 
@@ -132,7 +133,7 @@ def _project_mount(config: dict) -> str:
     return mounts[0]
 
 
-@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+@pytest.mark.parametrize("name", [*LAUNCHER_YAMLS, LOCAL_YAML])
 def test_setup_commands_install_this_project_on_every_node(name):
     config = _prepared(name)
     mount = _project_mount(config)
@@ -168,6 +169,90 @@ def test_only_placeholders_to_edit_are_marked(name):
     assert "EDIT" in text
     region_line = next(line for line in text.splitlines() if line.strip().startswith("region:"))
     assert "EDIT" in region_line
+
+
+# --------------------------------------------------------------------------------------------
+# On-premises cluster (provider: local)
+
+
+def _commands(config: dict, key: str) -> list[str]:
+    return [" ".join(cmd.split()) for cmd in config[key]]
+
+
+def _ray_start(config: dict, key: str) -> str:
+    (start,) = [cmd for cmd in _commands(config, key) if " ray start " in f" {cmd}"]
+    return start
+
+
+def test_local_cluster_lists_machines_by_address_without_docker():
+    raw = _load(LOCAL_YAML)
+    config = _prepared(LOCAL_YAML)
+    provider = config["provider"]
+    assert provider["type"] == "local"
+    assert isinstance(provider["head_ip"], str)
+    assert isinstance(provider["worker_ips"], list) and provider["worker_ips"]
+    assert {"ssh_user", "ssh_private_key"} <= set(config["auth"])
+    assert not raw.get("docker"), "on-premises machines need no Docker"
+    # Every machine listed is started: one node type, min = max = the number of worker_ips.
+    (node_type,) = config["available_node_types"].values()
+    assert node_type["min_workers"] == node_type["max_workers"] == len(provider["worker_ips"])
+
+
+def test_local_cluster_marks_every_line_to_edit():
+    lines = (CLUSTER / LOCAL_YAML).read_text().splitlines()
+    for key in ("head_ip:", "worker_ips:", "ssh_user:", "ssh_private_key:"):
+        (line,) = [line for line in lines if line.strip().startswith(key)]
+        assert "# EDIT" in line, line
+    marked = [line for line in lines if "# EDIT" in line and not line.lstrip().startswith("#")]
+    assert len(marked) == 4, marked
+
+
+def test_local_cluster_installs_the_full_ray_on_every_machine():
+    config = _prepared(LOCAL_YAML)
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        installs = [cmd for cmd in config[key] if "pip install" in cmd]
+        pinned = f"ray[default]=={ray.__version__}"
+        assert any(pinned in cmd for cmd in installs), f"{key}: {pinned} (dashboard, job API)"
+
+
+def test_local_head_runs_autoscaler_v1_with_the_dashboard_on_localhost():
+    start = _ray_start(_prepared(LOCAL_YAML), "head_start_ray_commands")
+    # Ray 2.60's launcher turns on autoscaler v2, which never starts the worker_ips.
+    assert re.search(r"\bRAY_enable_autoscaler_v2=0 ray start --head\b", start), start
+    assert "--autoscaling-config=~/ray_bootstrap_config.yaml" in start
+    assert "--dashboard-host=127.0.0.1" in start
+
+
+def test_local_worker_never_stops_a_head_on_its_machine():
+    """`ray stop` ends every Ray process on the machine; a worker may share the head's."""
+    for cmd in _commands(_prepared(LOCAL_YAML), "worker_start_ray_commands"):
+        if "ray stop" in cmd:
+            guard, stop = cmd.split("||")
+            assert stop.strip() == "ray stop", cmd
+            assert re.fullmatch(r"pgrep -x gcs_server( >/dev/null)?", guard.strip()), cmd
+
+
+def _ports(command: str) -> dict[str, int]:
+    return {flag: int(port) for flag, port in re.findall(r"(--[\w-]*port)=(\d+)", command)}
+
+
+def test_local_ports_are_all_in_the_ports_block_and_head_and_workers_differ():
+    config = _prepared(LOCAL_YAML)
+    head = _ports(_ray_start(config, "head_start_ray_commands"))
+    worker = _ports(_ray_start(config, "worker_start_ray_commands"))
+    assert head["--port"] == 6379 and head["--dashboard-port"] == 8265
+    assert f"$RAY_HEAD_IP:{head['--port']}" in _ray_start(config, "worker_start_ray_commands")
+    text = (CLUSTER / LOCAL_YAML).read_text()
+    block = text[text.index("# Ports, all in this block") :].split("\n\n", 1)[0]
+    listed = set(re.findall(r"\b\d{2,5}\b", block))
+    for flag, port in [*head.items(), *worker.items()]:
+        assert str(port) in listed, f"{flag}={port} is not in the ports block"
+    # A worker on the head's machine must not want the head's ports.
+    shared = {f: p for f, p in worker.items() if head.get(f) == p}
+    assert not shared, f"head and workers use the same {shared}"
+    head_range = range(head["--min-worker-port"], head["--max-worker-port"] + 1)
+    assert worker["--min-worker-port"] not in head_range
+    assert worker["--max-worker-port"] not in head_range
 
 
 # --------------------------------------------------------------------------------------------
