@@ -352,30 +352,41 @@ def test_readme_ray_command_parses(args):
             assert (REPO / ctx.params[param]).is_file(), ctx.params[param]
 
 
-def _sweep_invocations() -> list[list[str]]:
-    """Each sweep script with its arguments, from `ray submit` and `ray job submit` lines."""
+def _sweep_invocations(with_config: bool = False) -> list:
+    """Each sweep script with its arguments, from `ray submit` and `ray job submit` lines
+    (with the cluster YAML it is submitted to, None for `ray job submit`)."""
     runs = []
     for args in _ray_commands():
         ctx = _parse_with_ray_cli(args)
         if ctx.command.name == "submit" and "script" in ctx.params:
-            runs.append([ctx.params["script"], *ctx.params["script_args"]])
+            run = [ctx.params["script"], *ctx.params["script_args"]]
+            runs.append((ctx.params["cluster_config_file"], run))
         elif ctx.command.name == "submit":
             entrypoint = list(ctx.params["entrypoint"])
-            runs.append(entrypoint[entrypoint.index("python") + 1 :])
-    return runs
+            runs.append((None, entrypoint[entrypoint.index("python") + 1 :]))
+    return runs if with_config else [run for _, run in runs]
 
 
 def test_readme_sweeps_use_the_agreed_flags_and_shared_storage():
-    runs = _sweep_invocations()
-    assert any(run[0] == ENTRY_SCRIPT for run in runs)
-    for run in runs:
+    runs = _sweep_invocations(with_config=True)
+    assert any(run[0] == ENTRY_SCRIPT for _, run in runs)
+    assert any(config == f"cluster/{LOCAL_YAML}" for config, _ in runs)
+    for config, run in runs:
         assert re.fullmatch(r"sweeps/\w+\.py", run[0]), run[0]
         flags = {a for a in run[1:] if a.startswith("--")}
         assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
         storage = run[run.index("--storage") + 1]
-        assert storage.startswith("s3://"), "Tune needs shared storage across nodes"
+        # Tune needs storage every node reaches: a bucket, or on your own machines a shared
+        # folder (NFS), which has to be an absolute path (the same on every machine).
+        shared = ("s3://", "/") if config == f"cluster/{LOCAL_YAML}" else ("s3://",)
+        assert storage.startswith(shared), f"{config}: {storage} is not shared storage"
         # Without it the script starts a Ray of its own instead of joining the cluster.
         assert run[run.index("--address") + 1] == "auto"
+
+
+def test_readme_holds_the_cluster_section_as_written():
+    """README.md carries cluster/README_SECTION.md (what these tests check) word for word."""
+    assert README_SECTION.read_text().strip() in (REPO / "README.md").read_text()
 
 
 def test_readme_sweep_flags_exist_in_the_script():
