@@ -29,7 +29,8 @@ from ray.scripts.scripts import cli
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "cluster"
-LAUNCHER_YAMLS = ["gpu.yaml", "gcp.yaml"]
+LAUNCHER_YAMLS = ["gpu.yaml", "gcp.yaml"]  # cloud: autoscaled node types, Docker image
+LOCAL_YAML = "local.yaml"  # on-premises machines by address, no Docker
 KUBERAY_YAML = CLUSTER / "kuberay.yaml"
 README_SECTION = CLUSTER / "README_SECTION.md"
 ENTRY_SCRIPT = "sweeps/locomotion.py"
@@ -75,10 +76,10 @@ def _prepared(name: str) -> dict:
 # Cluster-launcher YAMLs
 
 
-@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+@pytest.mark.parametrize("name", [*LAUNCHER_YAMLS, LOCAL_YAML])
 def test_launcher_yaml_passes_rays_own_preparation_and_schema(name):
     config = _prepared(name)
-    assert config["provider"]["type"] in {"aws", "gcp"}
+    assert config["provider"]["type"] in {"aws", "gcp", "local"}
     assert config["head_node_type"] in config["available_node_types"]
 
 
@@ -132,7 +133,7 @@ def _project_mount(config: dict) -> str:
     return mounts[0]
 
 
-@pytest.mark.parametrize("name", LAUNCHER_YAMLS)
+@pytest.mark.parametrize("name", [*LAUNCHER_YAMLS, LOCAL_YAML])
 def test_setup_commands_install_this_project_on_every_node(name):
     config = _prepared(name)
     mount = _project_mount(config)
@@ -155,6 +156,7 @@ def test_setup_commands_install_this_project_on_every_node(name):
         assert not (quoted and m.group("home") == "~"), "~ inside quotes is not expanded"
         chosen = set((m.group("extras") or "").split(",")) - {""}
         assert "aws" in chosen, "the aws extra (s3fs, boto3) is needed for s3:// results"
+        assert "train" in chosen, "the train extra (torch, MuJoCo, h5py) runs the trials"
         assert chosen <= extras, f"unknown extras {chosen - extras}"
     # The repository that is mounted is this package.
     assert project["name"] == "diffusion-ql-sweeps"
@@ -167,6 +169,90 @@ def test_only_placeholders_to_edit_are_marked(name):
     assert "EDIT" in text
     region_line = next(line for line in text.splitlines() if line.strip().startswith("region:"))
     assert "EDIT" in region_line
+
+
+# --------------------------------------------------------------------------------------------
+# On-premises cluster (provider: local)
+
+
+def _commands(config: dict, key: str) -> list[str]:
+    return [" ".join(cmd.split()) for cmd in config[key]]
+
+
+def _ray_start(config: dict, key: str) -> str:
+    (start,) = [cmd for cmd in _commands(config, key) if " ray start " in f" {cmd}"]
+    return start
+
+
+def test_local_cluster_lists_machines_by_address_without_docker():
+    raw = _load(LOCAL_YAML)
+    config = _prepared(LOCAL_YAML)
+    provider = config["provider"]
+    assert provider["type"] == "local"
+    assert isinstance(provider["head_ip"], str)
+    assert isinstance(provider["worker_ips"], list) and provider["worker_ips"]
+    assert {"ssh_user", "ssh_private_key"} <= set(config["auth"])
+    assert not raw.get("docker"), "on-premises machines need no Docker"
+    # Every machine listed is started: one node type, min = max = the number of worker_ips.
+    (node_type,) = config["available_node_types"].values()
+    assert node_type["min_workers"] == node_type["max_workers"] == len(provider["worker_ips"])
+
+
+def test_local_cluster_marks_every_line_to_edit():
+    lines = (CLUSTER / LOCAL_YAML).read_text().splitlines()
+    for key in ("head_ip:", "worker_ips:", "ssh_user:", "ssh_private_key:"):
+        (line,) = [line for line in lines if line.strip().startswith(key)]
+        assert "# EDIT" in line, line
+    marked = [line for line in lines if "# EDIT" in line and not line.lstrip().startswith("#")]
+    assert len(marked) == 4, marked
+
+
+def test_local_cluster_installs_the_full_ray_on_every_machine():
+    config = _prepared(LOCAL_YAML)
+    for key in ("head_setup_commands", "worker_setup_commands"):
+        installs = [cmd for cmd in config[key] if "pip install" in cmd]
+        pinned = f"ray[default]=={ray.__version__}"
+        assert any(pinned in cmd for cmd in installs), f"{key}: {pinned} (dashboard, job API)"
+
+
+def test_local_head_runs_autoscaler_v1_with_the_dashboard_on_localhost():
+    start = _ray_start(_prepared(LOCAL_YAML), "head_start_ray_commands")
+    # Ray 2.60's launcher turns on autoscaler v2, which never starts the worker_ips.
+    assert re.search(r"\bRAY_enable_autoscaler_v2=0 ray start --head\b", start), start
+    assert "--autoscaling-config=~/ray_bootstrap_config.yaml" in start
+    assert "--dashboard-host=127.0.0.1" in start
+
+
+def test_local_worker_never_stops_a_head_on_its_machine():
+    """`ray stop` ends every Ray process on the machine; a worker may share the head's."""
+    for cmd in _commands(_prepared(LOCAL_YAML), "worker_start_ray_commands"):
+        if "ray stop" in cmd:
+            guard, stop = cmd.split("||")
+            assert stop.strip() == "ray stop", cmd
+            assert re.fullmatch(r"pgrep -x gcs_server( >/dev/null)?", guard.strip()), cmd
+
+
+def _ports(command: str) -> dict[str, int]:
+    return {flag: int(port) for flag, port in re.findall(r"(--[\w-]*port)=(\d+)", command)}
+
+
+def test_local_ports_are_all_in_the_ports_block_and_head_and_workers_differ():
+    config = _prepared(LOCAL_YAML)
+    head = _ports(_ray_start(config, "head_start_ray_commands"))
+    worker = _ports(_ray_start(config, "worker_start_ray_commands"))
+    assert head["--port"] == 6379 and head["--dashboard-port"] == 8265
+    assert f"$RAY_HEAD_IP:{head['--port']}" in _ray_start(config, "worker_start_ray_commands")
+    text = (CLUSTER / LOCAL_YAML).read_text()
+    block = text[text.index("# Ports, all in this block") :].split("\n\n", 1)[0]
+    listed = set(re.findall(r"\b\d{2,5}\b", block))
+    for flag, port in [*head.items(), *worker.items()]:
+        assert str(port) in listed, f"{flag}={port} is not in the ports block"
+    # A worker on the head's machine must not want the head's ports.
+    shared = {f: p for f, p in worker.items() if head.get(f) == p}
+    assert not shared, f"head and workers use the same {shared}"
+    head_range = range(head["--min-worker-port"], head["--max-worker-port"] + 1)
+    assert worker["--min-worker-port"] not in head_range
+    assert worker["--max-worker-port"] not in head_range
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +278,7 @@ def test_kuberay_rayjob_runs_the_same_sweep_with_the_same_image():
     assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
 
     runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
-    assert any(req.startswith("diffusion-ql-sweeps[aws]") for req in runtime_env["pip"])
+    assert any(req.startswith("diffusion-ql-sweeps[train,aws]") for req in runtime_env["pip"])
 
     cluster = spec["rayClusterSpec"]
     assert cluster["rayVersion"] == ray.__version__
@@ -266,30 +352,41 @@ def test_readme_ray_command_parses(args):
             assert (REPO / ctx.params[param]).is_file(), ctx.params[param]
 
 
-def _sweep_invocations() -> list[list[str]]:
-    """Each sweep script with its arguments, from `ray submit` and `ray job submit` lines."""
+def _sweep_invocations(with_config: bool = False) -> list:
+    """Each sweep script with its arguments, from `ray submit` and `ray job submit` lines
+    (with the cluster YAML it is submitted to, None for `ray job submit`)."""
     runs = []
     for args in _ray_commands():
         ctx = _parse_with_ray_cli(args)
         if ctx.command.name == "submit" and "script" in ctx.params:
-            runs.append([ctx.params["script"], *ctx.params["script_args"]])
+            run = [ctx.params["script"], *ctx.params["script_args"]]
+            runs.append((ctx.params["cluster_config_file"], run))
         elif ctx.command.name == "submit":
             entrypoint = list(ctx.params["entrypoint"])
-            runs.append(entrypoint[entrypoint.index("python") + 1 :])
-    return runs
+            runs.append((None, entrypoint[entrypoint.index("python") + 1 :]))
+    return runs if with_config else [run for _, run in runs]
 
 
 def test_readme_sweeps_use_the_agreed_flags_and_shared_storage():
-    runs = _sweep_invocations()
-    assert any(run[0] == ENTRY_SCRIPT for run in runs)
-    for run in runs:
+    runs = _sweep_invocations(with_config=True)
+    assert any(run[0] == ENTRY_SCRIPT for _, run in runs)
+    assert any(config == f"cluster/{LOCAL_YAML}" for config, _ in runs)
+    for config, run in runs:
         assert re.fullmatch(r"sweeps/\w+\.py", run[0]), run[0]
         flags = {a for a in run[1:] if a.startswith("--")}
         assert flags <= SWEEP_FLAGS, flags - SWEEP_FLAGS
         storage = run[run.index("--storage") + 1]
-        assert storage.startswith("s3://"), "Tune needs shared storage across nodes"
+        # Tune needs storage every node reaches: a bucket, or on your own machines a shared
+        # folder (NFS), which has to be an absolute path (the same on every machine).
+        shared = ("s3://", "/") if config == f"cluster/{LOCAL_YAML}" else ("s3://",)
+        assert storage.startswith(shared), f"{config}: {storage} is not shared storage"
         # Without it the script starts a Ray of its own instead of joining the cluster.
         assert run[run.index("--address") + 1] == "auto"
+
+
+def test_readme_holds_the_cluster_section_as_written():
+    """README.md carries cluster/README_SECTION.md (what these tests check) word for word."""
+    assert README_SECTION.read_text().strip() in (REPO / "README.md").read_text()
 
 
 def test_readme_sweep_flags_exist_in_the_script():
