@@ -142,6 +142,20 @@ def _pick_trial(candidates: pd.DataFrame) -> pd.Series | None:
     return pool.loc[pool["last_mean"].astype(float).idxmax()]
 
 
+def _confirm_of(confirm: pd.DataFrame, searched: pd.Series | None) -> pd.Series | None:
+    """The confirm trial of the configuration the search chose. A sweep extended after its
+    confirm stage may hold reruns of earlier winners too; picking the best of those by their
+    fresh-seed scores would be selection on the reporting seeds again."""
+    if searched is not None:
+        same = np.ones(len(confirm), dtype=bool)
+        for name in ("eta", "T", "actor_lr"):
+            if name in confirm and pd.notna(searched.get(name)):
+                same &= np.isclose(confirm[name].astype(float), float(searched[name]))
+        if same.any():
+            return _pick_trial(confirm[same]) if same.sum() > 1 else confirm[same].iloc[0]
+    return _pick_trial(confirm)
+
+
 def tuning_budget(trials: pd.DataFrame) -> pd.DataFrame:
     """Per task, what the search spent choosing the configuration: trials, evaluations
     (one per trial and evaluation epoch) and evaluation episodes (over all its seeds)."""
@@ -211,7 +225,8 @@ def task_table(results: Results, selection: Selection | None = None) -> pd.DataF
     for task, group in per_trial.groupby("task", sort=False):
         confirm = group[group["stage"] == "confirm"]
         use_confirm = selection.prefer_confirm and not confirm.empty
-        chosen = _pick_trial(confirm if use_confirm else group[group["stage"] != "confirm"])
+        searched = _pick_trial(group[group["stage"] != "confirm"])
+        chosen = _confirm_of(confirm, searched) if use_confirm else searched
         source = "confirm" if use_confirm else "search"
         if chosen is not None and chosen.get("stage") == "single":
             source = "single"  # a `python -m dql train` run, chosen by nobody

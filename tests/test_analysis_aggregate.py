@@ -117,3 +117,19 @@ def test_compute_is_summed_per_task_and_stage_in_gpu_or_cpu_hours():
     assert cost_text(cost, "search") == "1.5 GPU-h"
     older = trials.drop(columns=["gpu_seconds", "cpu_seconds"])  # rows before costs existed
     assert compute_cost(older).empty and cost_text(compute_cost(older)) is None
+
+
+def test_an_extended_sweep_reports_the_confirm_rerun_of_the_configuration_the_search_chose(
+    tmp_path,
+):
+    first = {"eta": 1.0, "T": 5, "actor_lr": 3e-4}
+    later = {"eta": 2.0, "T": 8, "actor_lr": 1e-4}  # found by --extend, confirmed afterwards
+    write_sweep(tmp_path / "sweep", "hopper-medium-v2",
+                [FakeTrial([[50]], hparams=first), FakeTrial([[70]], hparams=later)])  # fmt: skip
+    # The earlier winner's rerun happens to score higher on its fresh seeds: not the report.
+    write_sweep(tmp_path / "sweep", "hopper-medium-v2", [FakeTrial([[90, 90]], hparams=first)],
+                stage="confirm")  # fmt: skip
+    write_sweep(tmp_path / "extend-1", "hopper-medium-v2",
+                [FakeTrial([[60, 62]], hparams=later)], stage="confirm")  # fmt: skip
+    row = task_table(load(str(tmp_path))).iloc[0]
+    assert row["source"] == "confirm" and row["eta"] == 2.0 and row["last_mean"] == 61
