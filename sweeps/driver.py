@@ -39,7 +39,6 @@ def run(plan: Plan, argv: list[str]) -> int:
     tuner = _restored_tuner(plan) if plan.resume else _new_tuner(plan, store)
     results = tuner.fit()
     statuses, cut_off = statuses_of(results, plan.experiment_path, plan.epochs)
-    remove_orphans(plan.experiment_path, statuses)
     complete = cut_off == 0 and all(_task_done(plan, store, task) for task in plan.tasks)
     before = read_trial_status(plan.experiment_path)
     if not write_trial_status(plan.experiment_path, statuses):
@@ -50,6 +49,7 @@ def run(plan: Plan, argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    remove_orphans(plan.experiment_path, statuses)
     store.sync()
     if not complete:
         print(
@@ -117,18 +117,34 @@ def _task_done(plan: Plan, store: studies.StudyStore, task: str) -> bool:
 
 
 def remove_orphans(experiment_path: str, statuses: dict[str, Any]) -> None:
-    """Delete trial folders Tune does not know: trials started after its last snapshot
-    before the driver died. Their study trials were handed out again and rerun from the
-    start, so these partial copies would only count twice in the analysis."""
+    """Delete trial folders Tune does not know whose task and searched values a known trial
+    has as well: trials started after Tune's last snapshot before the driver died, whose
+    study trial was handed out again and rerun from the start. Their partial copies would
+    count twice in the analysis. Any other unknown folder is left as it is."""
+    import json
+
     import pyarrow.fs
 
     fs, root = layout.filesystem(experiment_path)
+    folders = [
+        info
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(root))
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_")
+    ]
+
+    def identity(info) -> tuple | None:
+        try:
+            with fs.open_input_stream(f"{info.path}/params.json") as stream:
+                config = json.loads(stream.read().decode())
+        except (OSError, ValueError):
+            return None
+        return tuple(config.get(k) for k in ("task", "stage", "eta", "T", "actor_lr"))
+
     known = {entry["trial_dir"] for entry in statuses.values()}
-    for info in fs.get_file_info(pyarrow.fs.FileSelector(root)):
-        name = info.base_name
-        folder = info.type == pyarrow.fs.FileType.Directory and name.startswith("trial_")
-        if folder and name not in known:
-            print(f"removing {name}: started after Tune's last snapshot, rerun since")
+    rerun = {identity(info) for info in folders if info.base_name in known}
+    for info in folders:
+        if info.base_name not in known and (found := identity(info)) and found in rerun:
+            print(f"removing {info.base_name}: started after Tune's last snapshot, rerun since")
             fs.delete_dir(info.path)
 
 
