@@ -4,6 +4,7 @@
                                 [--threads auto,1,2] [--contention N] [--busy yes|spin]
                                 [--precision fp32,bf16]
                                 [--device cpu] [--json PATH] [--sizes bandit]
+                                [--authors PATH]
 
 Hopper sizes: 11-dim states, 3-dim actions, T = 5, batch 256, 3x256 networks, with and
 without max-Q backup (10 next actions per state). ``--sizes bandit``: the 2D bandit of
@@ -19,12 +20,24 @@ starts itself (``yes > /dev/null`` each, or a Python spin loop with ``--busy spi
 on exit, Ctrl-C and errors alike, and killed by the kernel if the bench is killed), and
 prints the ratio. Run it on an otherwise idle machine:
 the contention must come only from those processes. Never part of the tests.
+
+``--authors PATH`` (a checkout of github.com/Zhendong-Wang/Diffusion-Policies-for-Offline-RL)
+also times the authors' released update, ``Diffusion_QL.train``, at the same sizes (their
+networks are 3x256, T = 5, batch 256, the row's max-Q setting, their own ``Data_Sampler``
+over the same transitions), in about 1 s chunks alternating with ours in every row and phase,
+at the thread count ours runs at (with ``auto`` the policy is revised between their steps as
+between ours), and prints their steps/s and our member-steps/s over it. Their code is
+imported as it is; only a missing ``tabulate`` (imported by their logger, unused by the
+update) is stood in for.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import signal
@@ -32,7 +45,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +56,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from dql.config import DQLConfig
 from dql.ensemble import SeedEnsemble
 from dql.replay import DeviceReplay, Transitions
-from dql.threads import use_thread_policy
+from dql.threads import revise_threads, use_thread_policy
 from dql.toy import ToyBudget, bandit_dataset
 
 OBS_DIM, ACT_DIM, DATASET_SIZE = 11, 3, 100_000
@@ -106,18 +120,124 @@ def member_steps_per_s(
 
     The median, because on a shared machine a neighbour's burst ruins single chunks.
     """
+    return alternating_rates([ours_stepper(config, k, replay, device)], device, seconds)[0]
+
+
+# Something to time: (run n gradient steps, members per step).
+Stepper = tuple[Callable[[int], object], int]
+
+
+def ours_stepper(config: DQLConfig, k: int, replay: DeviceReplay, device) -> Stepper:
+    """K members of dql's SeedEnsemble; each call ends with its one host sync."""
     ensemble = SeedEnsemble(config, *replay_dims(replay), list(range(k)), device)
-    ensemble.train_epoch(replay, 2)  # warm-up: allocator, kernels, compilation if any
-    started = time.perf_counter()
-    ensemble.train_epoch(replay, 2)
-    chunk = max(1, round(2 / (time.perf_counter() - started)))  # steps in about 1 s
-    rates, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(rates) < 3:
+    return (lambda n: ensemble.train_epoch(replay, n)), k
+
+
+def alternating_rates(steppers: list[Stepper], device: torch.device, seconds: float) -> list:
+    """Median member-steps/s of each stepper, timed in about 1 s chunks taken in turn.
+
+    In turn, so that a neighbour's burst or the machine's drift falls on all of them alike;
+    the median, because on a shared machine a burst ruins single chunks. ``seconds`` each.
+    """
+    chunks = []
+    for step, _ in steppers:
+        step(2)  # warm-up: allocator, kernels, compilation if any
         sync(device)
         started = time.perf_counter()
-        ensemble.train_epoch(replay, chunk)  # ends with its one host sync
-        rates.append(k * chunk / (time.perf_counter() - started))
-    return statistics.median(rates)
+        step(2)
+        sync(device)
+        chunks.append(max(1, round(2 / (time.perf_counter() - started))))  # steps in about 1 s
+    rates: list[list[float]] = [[] for _ in steppers]
+    deadline = time.perf_counter() + seconds * len(steppers)
+    while time.perf_counter() < deadline or min(map(len, rates)) < 3:
+        for (step, members), chunk, out in zip(steppers, chunks, rates, strict=True):
+            sync(device)
+            started = time.perf_counter()
+            step(chunk)
+            sync(device)
+            out.append(members * chunk / (time.perf_counter() - started))
+    return [statistics.median(r) for r in rates]
+
+
+AUTHORS_REPOSITORY = "https://github.com/Zhendong-Wang/Diffusion-Policies-for-Offline-RL"
+
+
+def load_authors(path: Path) -> types.SimpleNamespace:
+    """The authors' ``Diffusion_QL`` and ``Data_Sampler`` from a checkout of their repository.
+
+    Their ``agents`` and ``utils`` packages are imported from ``path`` as they are; their
+    logger imports ``tabulate``, which the update never calls, so a stand-in is put in its
+    place when it is not installed.
+    """
+    source = path / "agents" / "ql_diffusion.py"
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"--authors {path}: no agents/ql_diffusion.py there; clone {AUTHORS_REPOSITORY} "
+            "and pass its folder"
+        )
+    for name in ("agents", "utils"):
+        if name in sys.modules:
+            raise RuntimeError(f"--authors: a module named {name!r} is already imported")
+    if importlib.util.find_spec("tabulate") is None:
+        stand_in = types.ModuleType("tabulate")
+        stand_in.__spec__ = importlib.machinery.ModuleSpec("tabulate", None)  # torch looks
+        stand_in.tabulate = lambda *args, **kwargs: ""  # only their logger's tables use it
+        sys.modules["tabulate"] = stand_in
+    sys.path.insert(0, str(path.resolve()))
+    try:
+        from agents.ql_diffusion import Diffusion_QL
+        from utils.data_sampler import Data_Sampler
+    finally:
+        sys.path.remove(str(path.resolve()))
+    digest = hashlib.sha256()
+    for file in sorted((path / "agents").glob("*.py")) + sorted((path / "utils").glob("*.py")):
+        digest.update(file.read_bytes())
+    return types.SimpleNamespace(
+        Diffusion_QL=Diffusion_QL, Data_Sampler=Data_Sampler, sha256=digest.hexdigest()
+    )
+
+
+def authors_stepper(
+    authors: types.SimpleNamespace, config: DQLConfig, data: Transitions, device
+) -> Stepper:
+    """One agent of the authors' code at the config's sizes; their update step by step.
+
+    The thread policy (if any) is revised before each of their steps, as before each of ours.
+    """
+    agent = authors.Diffusion_QL(
+        state_dim=OBS_DIM,
+        action_dim=ACT_DIM,
+        max_action=1.0,
+        device=device,
+        discount=config.discount,
+        tau=config.tau,
+        max_q_backup=config.max_q_backup,
+        eta=config.eta,
+        beta_schedule=config.beta_schedule,
+        n_timesteps=config.T,
+        ema_decay=config.ema_decay,
+        step_start_ema=config.ema_start_step,
+        update_ema_every=config.ema_every,
+        lr=config.actor_lr,
+        grad_norm=config.grad_norm,
+    )
+    sampler = authors.Data_Sampler(
+        {
+            "observations": data.observations,
+            "actions": data.actions,
+            "next_observations": data.next_observations,
+            "rewards": data.rewards,
+            "terminals": data.terminals,
+        },
+        device,
+    )
+
+    def step(n: int) -> None:
+        for _ in range(n):
+            revise_threads()
+            agent.train(sampler, 1, batch_size=config.batch_size)  # .item()s: synced
+
+    return step, 1
 
 
 # What a busy neighbour runs. ``yes``: the issue's `yes > /dev/null`, a write system call
@@ -169,16 +289,32 @@ def set_threads(setting: str) -> None:
     use_thread_policy(None if setting == "auto" else int(setting))
 
 
-def measure(config, k, replay, device, seconds, setting, contention, busy="yes") -> dict:
-    """Member-steps/s idle (and, with ``contention``, with that many busy neighbours)."""
+def measure(
+    config, k, replay, device, seconds, setting, contention, busy="yes", authors=None
+) -> dict:
+    """Member-steps/s idle (and, with ``contention``, with that many busy neighbours).
+
+    With ``authors`` (``(load_authors(...), transitions)``), the authors' update is timed
+    alongside, in alternating chunks: ``authors_idle`` (and ``authors_contended``).
+    """
+
+    def rates(phase: str) -> None:
+        steppers = [ours_stepper(config, k, replay, device)]
+        if authors is not None:
+            steppers.append(authors_stepper(authors[0], config, authors[1], device))
+        measured = alternating_rates(steppers, device, seconds)
+        row[phase] = measured[0]
+        row[f"{phase}_threads"] = torch.get_num_threads()
+        if authors is not None:
+            row[f"authors_{phase}"] = measured[1]
+
+    row: dict = {}
     set_threads(setting)
-    row = {"idle": member_steps_per_s(config, k, replay, device, seconds)}
-    row["idle_threads"] = torch.get_num_threads()
+    rates("idle")
     if contention:
         set_threads(setting)  # decided on the idle machine: the policy must notice the change
         with busy_neighbours(contention, busy):
-            row["contended"] = member_steps_per_s(config, k, replay, device, seconds)
-            row["contended_threads"] = torch.get_num_threads()
+            rates("contended")
     return row
 
 
@@ -202,7 +338,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sizes", choices=["hopper", "bandit"], default="hopper")
+    parser.add_argument(
+        "--authors",
+        type=Path,
+        help=f"also time the authors' code: a checkout of {AUTHORS_REPOSITORY}",
+    )
     args = parser.parse_args(argv)
+    if args.authors is not None and args.sizes != "hopper":
+        parser.error("--authors: their networks are 3x256, so only --sizes hopper compares")
     _stop_on_sigterm()
     settings = args.threads.split(",")
     for setting in settings:
@@ -214,25 +357,35 @@ def main(argv: list[str] | None = None) -> dict:
         DQLConfig(precision=precision)  # an unknown one fails here, before any timing
     backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
     device = torch.device(args.device)
+    authors = None
+    if args.authors is not None:
+        try:
+            authors = load_authors(args.authors)
+        except (OSError, RuntimeError, ImportError) as error:
+            parser.error(str(error))
 
     if args.sizes == "bandit":  # the toy's Diffusion-QL: no critic target, so no max-Q
         replay = DeviceReplay(bandit_dataset(), device)
         base = ToyBudget().config("diffusion_ql", seed=0)
         backups = [False]
     else:
-        replay = DeviceReplay(hopper_sized_transitions(), device)
+        data = hopper_sized_transitions()
+        replay = DeviceReplay(data, device)
         base = DQLConfig(T=5, batch_size=256, hidden_dim=256)
+        if authors is not None:
+            authors = (authors, data)
     set_threads(settings[0])
     peak = matmul_peak_gflops(device)  # measured again after the rows; the larger counts
     print(
         f"device {device}, {len(os.sched_getaffinity(0))} cores allowed, threads {settings}, "
         f"busy neighbours {args.contention} ({args.busy}), load {os.getloadavg()}"
     )
+    against = f" {'authors':>8} {'ours/a':>6}" if authors else ""
     contended = f"{'with ' + str(args.contention) + ' busy':>15} {'thr':>3} {'ratio':>6}"
     print(
         f"{'K':>3} {'max-Q':>6} {'prec':>5} {'threads':>7} {'member-steps/s':>15} {'thr':>3} "
-        f"{'per member':>11} {'GFLOP/step':>11} {'GFLOP/s':>8}"
-        + (f" {contended}" if args.contention else "")
+        f"{'per member':>11} {'GFLOP/step':>11} {'GFLOP/s':>8}{against}"
+        + (f" {contended}{against}" if args.contention else "")
     )
     results = []
     for max_q, precision in ((m, p) for m in backups for p in precisions):
@@ -241,7 +394,15 @@ def main(argv: list[str] | None = None) -> dict:
         for k in ks:
             for setting in settings:
                 rates = measure(
-                    config, k, replay, device, args.seconds, setting, args.contention, args.busy
+                    config,
+                    k,
+                    replay,
+                    device,
+                    args.seconds,
+                    setting,
+                    args.contention,
+                    args.busy,
+                    authors,
                 )
                 rate = rates["idle"]
                 row = {
@@ -260,6 +421,10 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{rate:>15.1f} {rates['idle_threads']:>3} {rate / k:>11.1f} "
                     f"{flops / 1e9:>11.2f} {rate * flops / 1e9:>8.0f}"
                 )
+                if authors:
+                    row["authors_steps_per_s"] = rates["authors_idle"]
+                    row["over_authors"] = rate / rates["authors_idle"]
+                    line += f" {rates['authors_idle']:>8.1f} {row['over_authors']:>6.2f}"
                 if args.contention:
                     row["contended_member_steps_per_s"] = rates["contended"]
                     row["contended_threads"] = rates["contended_threads"]
@@ -268,6 +433,11 @@ def main(argv: list[str] | None = None) -> dict:
                         f" {rates['contended']:>15.1f} {rates['contended_threads']:>3} "
                         f"{rates['contended'] / rate:>6.2f}"
                     )
+                    if authors:
+                        theirs = rates["authors_contended"]
+                        row["authors_contended_steps_per_s"] = theirs
+                        row["contended_over_authors"] = rates["contended"] / theirs
+                        line += f" {theirs:>8.1f} {rates['contended'] / theirs:>6.2f}"
                 results.append(row)
                 print(line, flush=True)
     set_threads(settings[0])
@@ -295,6 +465,13 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "sizes": args.sizes,
         "precisions": precisions,
+        "authors": None
+        if authors is None
+        else {
+            "path": str(args.authors),
+            "sha256": authors[0].sha256,
+            "repository": AUTHORS_REPOSITORY,
+        },
         "results": results,
     }
     write_report(report, args.json)

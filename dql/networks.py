@@ -38,6 +38,14 @@ def _tanh_softplus(x: torch.Tensor):
     return torch.addcmul(s, s, u).div_(d), s, u, d
 
 
+# Elements of one pass over a part of a batched activation: 256 KB of floats, so that the
+# ten passes of Mish and its derivative over K = 8 members run from a core's L2 cache rather
+# than from memory (one layer of the chain, (8, 256, 256) into its strided buffer: 3.9 ms at
+# once, 1.3 ms in groups on one thread; 3.7 and 0.8 ms on two, timed here). A whole K = 8
+# step gained 8% on one thread in fp32 (bench/train_speed.py), nothing measurable otherwise.
+CHUNK_ELEMENTS = 1 << 16
+
+
 def mish_with_derivative(
     x: torch.Tensor,
     need_derivative: bool = True,
@@ -47,13 +55,29 @@ def mish_with_derivative(
 
     d mish / dx = tanh(softplus(x)) + x s sech^2(softplus(x)), sech^2 = (2 u / (1 + u^2))^2.
     Intermediates are reused in place: fewer full-size tensors per activation. ``out``, where
-    given, receives mish(x) (a slice of the caller's buffer: no copy afterwards).
+    given, receives mish(x) (a slice of the caller's buffer: no copy afterwards). Stacked
+    members (K, n, features) go through in groups of members of about ``CHUNK_ELEMENTS``;
+    each element's arithmetic is the same either way.
     """
+    if x.dim() == 3 and x.shape[0] > 1 and x.numel() > CHUNK_ELEMENTS:
+        group = max(1, CHUNK_ELEMENTS // x[0].numel())
+        value = torch.empty_like(x) if out is None else out
+        derivative = torch.empty_like(x) if need_derivative else None
+        for i in range(0, x.shape[0], group):
+            part = slice(i, i + group)
+            parts = None if derivative is None else derivative[part]
+            _mish_into(x[part], value[part], parts, need_derivative)
+        return value, derivative
+    return _mish_into(x, out, None, need_derivative)
+
+
+def _mish_into(x, out, derivative_out, need_derivative: bool = True):
+    """``mish_with_derivative`` of one part, into ``out`` and ``derivative_out`` if given."""
     tanh_sp, s, u, d = _tanh_softplus(x)
     derivative = None
-    if need_derivative:
+    if need_derivative or derivative_out is not None:
         half_sech_sq = u.div_(d).square_()  # (u / (1 + u^2))^2 = sech^2 / 4
-        derivative = torch.addcmul(tanh_sp, s.mul_(x), half_sech_sq, value=4.0)
+        derivative = torch.addcmul(tanh_sp, s.mul_(x), half_sech_sq, value=4.0, out=derivative_out)
     if out is None:
         return tanh_sp.mul_(x), derivative
     return torch.mul(tanh_sp, x, out=out), derivative
