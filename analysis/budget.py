@@ -49,7 +49,8 @@ def budget_views(
     for task, group in search.groupby("task", sort=False):
         if len(group) < min_trials:
             continue
-        episodes = int(pd.to_numeric(group["eval_episodes"], errors="coerce").max() or 1)
+        episodes = pd.to_numeric(group["eval_episodes"], errors="coerce").max()
+        episodes = int(episodes) if np.isfinite(episodes) and episodes >= 1 else 1
         noise = episode_noise(per_seed.merge(group[["experiment", "trial_id"]]), episodes)
         sweep = int(spent.loc[task, "tuning_episodes"]) if task in spent.index else 0
         horizon = min(max(2 * sweep, 10 * len(group), episodes), MAX_SIMULATED)

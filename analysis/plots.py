@@ -328,11 +328,13 @@ def tuning_budget(results: Results, out: Path, selection: Selection | None = Non
         ax.fill_between(curve.episodes, curve.low, curve.high, color="C0", alpha=0.2,
                         label="middle 50% of draws")  # fmt: skip
         ax.axhline(view.best, color="0.4", ls=":", lw=1, label="best search trial")
-        if view.sweep_episodes:
-            shown = min(view.sweep_episodes, int(curve.episodes[-1]))
-            beyond = " (beyond the axis)" if view.sweep_episodes > shown else ""
-            ax.axvline(shown, color="C3", ls="--", lw=1,
-                       label=f"sweep used {view.sweep_episodes}{beyond}")  # fmt: skip
+        last = int(curve.episodes[-1])
+        if 0 < view.sweep_episodes <= last:
+            ax.axvline(view.sweep_episodes, color="C3", ls="--", lw=1,
+                       label=f"sweep used {view.sweep_episodes}")  # fmt: skip
+        elif view.sweep_episodes > last:  # past the simulated budget: an arrow at the edge
+            ax.plot([last], [curve.mean[-1]], marker=">", color="C3", ls="none", clip_on=False,
+                    label=f"sweep used {view.sweep_episodes} (past {last})")  # fmt: skip
         ax.set_xscale("log")
         ax.set_xlim(1, curve.episodes[-1])
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_steps))
@@ -342,16 +344,15 @@ def tuning_budget(results: Results, out: Path, selection: Selection | None = Non
         ax.set_ylabel("normalized score of the choice")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(
-        textwrap.fill(
-            "Tuning budget (Unifloral): expected score of the trial UCB chooses after n "
-            "episodes (bootstrap over trials and episodes; one episode's noise: the seeds' spread "
-            "x sqrt(eval episodes))",
-            48 * min(3, len(views)),
-        ),
-        fontsize=10,
+    title = "Tuning budget (Unifloral): expected score of the trial UCB chooses after n episodes"
+    fig.suptitle(textwrap.fill(title, 56 * min(3, len(views))), fontsize=10)
+    note = (
+        "Bootstrap over trials and episodes. One episode's noise = the seeds' spread x "
+        "sqrt(eval episodes), which holds training noise too (pessimistic)."
     )
-    return _save(fig, Path(out), "tuning_budget")
+    fig.text(0.5, 0.01, textwrap.fill(note, 80 * min(3, len(views))), ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.07 / math.ceil(len(views) / 3), 1, 0.97))
+    return _save(fig, Path(out), "tuning_budget", layout=False)
 
 
 PlotFunction = Callable[[Results, Path, Selection | None], Path]
