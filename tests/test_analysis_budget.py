@@ -55,7 +55,7 @@ def test_summary_line_and_figure_and_a_task_with_one_trial_is_skipped(tmp_path, 
     views = budget_views(load(str(tmp_path)))
     assert [v.task for v in views] == ["hopper-medium-v2"]
     # 3 trials x 2 evaluations x 2 seeds x 10 episodes.
-    assert views[0].sweep_episodes == 120 and views[0].best == 42.0
+    assert views[0].sweep_episodes == 120 and views[0].best == 42.0 and views[0].noisy
     assert main(["summary", str(tmp_path)]) == 0
     line = [s for s in capsys.readouterr().out.splitlines() if "Tuning budget view" in s]
     assert len(line) == 1 and "with 10 evaluation episodes per choice" in line[0]
@@ -65,3 +65,5 @@ def test_summary_line_and_figure_and_a_task_with_one_trial_is_skipped(tmp_path, 
     write_sweep(tmp_path / "one", "walker2d-medium-v2", [FakeTrial([[50.0]])])
     with pytest.raises(plots.NothingToShow, match="2 or more scored search trials"):
         plots.tuning_budget(load(str(tmp_path / "one")), tmp_path / "none")
+    write_sweep(tmp_path / "single", "walker2d-medium-v2", [FakeTrial([[50.0]])] * 2)
+    assert not budget_views(load(str(tmp_path / "single")))[0].noisy  # no seed spread to use
