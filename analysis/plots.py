@@ -312,12 +312,56 @@ def performance_profiles(
     return _save(fig, Path(out), "performance_profile")
 
 
+def tuning_budget(results: Results, out: Path, selection: Selection | None = None) -> Path:
+    """Per task: the expected true score of the search trial chosen by UCB over n evaluation
+    episodes (bootstrap over trials and episodes; ``analysis.budget`` says how one episode's
+    noise is approximated), its middle-50% band, and the sweep's own budget marked."""
+    from analysis.budget import budget_views
+
+    views = budget_views(results, selection)
+    if not views:
+        raise NothingToShow("no task has 2 or more scored search trials to choose between")
+    fig, axes = _grid(len(views), width=4.6, height=3.4)
+    for ax, view in zip(axes, views, strict=False):
+        curve = view.curve
+        ax.plot(curve.episodes, curve.mean, color="C0", lw=2, label="expected score")
+        ax.fill_between(curve.episodes, curve.low, curve.high, color="C0", alpha=0.2,
+                        label="middle 50% of draws")  # fmt: skip
+        ax.axhline(view.best, color="0.4", ls=":", lw=1, label="best search trial")
+        last = int(curve.episodes[-1])
+        if 0 < view.sweep_episodes <= last:
+            ax.axvline(view.sweep_episodes, color="C3", ls="--", lw=1,
+                       label=f"sweep used {view.sweep_episodes}")  # fmt: skip
+        elif view.sweep_episodes > last:  # past the simulated budget: an arrow at the edge
+            ax.plot([last], [curve.mean[-1]], marker=">", color="C3", ls="none", clip_on=False,
+                    label=f"sweep used {view.sweep_episodes} (past {last})")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlim(1, curve.episodes[-1])
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_steps))
+        noise = "" if view.noisy else ", noise-free (1 seed per trial)"
+        ax.set_title(f"{view.task}\n{count(view.trials, 'search trial')}{noise}", fontsize=9)
+        ax.set_xlabel("evaluation episodes spent choosing")
+        ax.set_ylabel("normalized score of the choice")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    title = "Tuning budget (Unifloral): expected score of the trial UCB chooses after n episodes"
+    fig.suptitle(textwrap.fill(title, 56 * min(3, len(views))), fontsize=10)
+    note = (
+        "Bootstrap over trials and episodes. One episode's noise = the seeds' spread x "
+        "sqrt(eval episodes), which holds training noise too (pessimistic)."
+    )
+    fig.text(0.5, 0.01, textwrap.fill(note, 80 * min(3, len(views))), ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.07 / math.ceil(len(views) / 3), 1, 0.97))
+    return _save(fig, Path(out), "tuning_budget", layout=False)
+
+
 PlotFunction = Callable[[Results, Path, Selection | None], Path]
 FIGURES: dict[str, tuple[PlotFunction, str]] = {
     "learning_curves": (learning_curves, "score against gradient steps per task"),
     "sweep_diagnostics": (sweep_diagnostics, "last score against eta, T and lr per trial"),
     "parameter_importance": (parameter_importance, "share of score variance per parameter"),
     "performance_profile": (performance_profiles, "fraction of runs above each score"),
+    "tuning_budget": (tuning_budget, "expected score of the choice against evaluation episodes"),
 }
 
 

@@ -171,3 +171,74 @@ def mean_ci_halfwidth(values: Sequence[float] | np.ndarray, confidence: float = 
         return float("nan")
     sem = array.std(ddof=1) / np.sqrt(array.size)
     return float(stats.t.ppf(0.5 + confidence / 2, array.size - 1) * sem)
+
+
+@dataclass(frozen=True)
+class BudgetCurve:
+    """Expected true score of the configuration chosen after n evaluation episodes."""
+
+    episodes: np.ndarray  # n = 1, 2, ..., the budget spent choosing
+    mean: np.ndarray  # mean over bootstrap draws of the chosen trial's true score
+    low: np.ndarray  # lower edge of the spread band (a quantile over draws)
+    high: np.ndarray
+
+    def at(self, episodes: int) -> float:
+        """The expected score at ``episodes`` (the last simulated budget beyond the curve)."""
+        return float(self.mean[min(max(int(episodes), 1), len(self.mean)) - 1])
+
+
+def tuning_budget_curve(
+    true_scores: Sequence[float] | np.ndarray,
+    episode_noise: Sequence[float] | np.ndarray,
+    max_episodes: int,
+    reps: int = 500,
+    resample_trials: bool = True,
+    band: float = 0.5,
+    seed: int = 0,
+) -> BudgetCurve:
+    """Unifloral's tuning-budget view (Jackson et al., 2025): online policy selection as a
+    bandit whose arms are trained configurations and whose pulls are evaluation episodes.
+
+    Each bootstrap draw resamples the trials (``len(true_scores)`` of them, with
+    replacement; ``resample_trials=False`` keeps every trial once, in a random order), then
+    runs UCB1 for ``max_episodes`` pulls: every arm once, then the arm with the highest
+    ``mean + sigma * sqrt(2 ln t / pulls)``. A pull of arm i returns ``true_scores[i]``
+    plus one value drawn (with replacement) from ``episode_noise``, the zero-mean deviations
+    of one episode's score (sigma is their std; none: noise-free, greedy). After each pull
+    the chosen configuration is the arm with the best empirical mean, and the draw records
+    that arm's *true* score. ``mean`` averages over draws; ``low``/``high`` hold the middle
+    ``band`` of the draws (the spread of what one tuning run would get, not a CI of the
+    mean). Without noise and without resampling, every n >= number of trials picks the best.
+    """
+    mu = np.asarray(true_scores, dtype=float)
+    mu = mu[np.isfinite(mu)]
+    noise = np.asarray(episode_noise, dtype=float)
+    noise = noise[np.isfinite(noise)]
+    n = max(int(max_episodes), 1)
+    if mu.size == 0:
+        empty = np.full(n, np.nan)
+        return BudgetCurve(np.arange(1, n + 1), empty, empty, empty)
+    rng = np.random.default_rng(seed)
+    k = mu.size
+    if resample_trials:
+        arms = mu[rng.integers(0, k, (reps, k))]
+    else:
+        arms = rng.permuted(np.tile(mu, (reps, 1)), axis=1)
+    sigma = float(noise.std()) if noise.size else 0.0
+    rows = np.arange(reps)
+    pulls = np.zeros((reps, k))
+    sums = np.zeros((reps, k))
+    chosen = np.empty((n, reps))
+    for t in range(n):
+        if t < k:
+            arm = np.full(reps, t)
+        else:
+            bonus = sigma * np.sqrt(2 * np.log(t) / pulls)
+            arm = np.argmax(sums / pulls + bonus, axis=1)
+        episode = noise[rng.integers(0, noise.size, reps)] if noise.size else 0.0
+        sums[rows, arm] += arms[rows, arm] + episode
+        pulls[rows, arm] += 1
+        estimate = np.where(pulls > 0, sums / np.maximum(pulls, 1), -np.inf)
+        chosen[t] = arms[rows, np.argmax(estimate, axis=1)]
+    low, high = np.quantile(chosen, [(1 - band) / 2, (1 + band) / 2], axis=1)
+    return BudgetCurve(np.arange(1, n + 1), chosen.mean(axis=1), low, high)

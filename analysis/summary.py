@@ -40,6 +40,7 @@ def summary_text(results: Results, selection: Selection | None = None) -> str:
     lines += _cost(trials)
     lines += _best_per_task(results, selection)
     lines += _aggregate(results, selection)
+    lines += _budget_view(results, selection)
     return "\n".join(lines)
 
 
@@ -143,6 +144,23 @@ def _aggregate(results: Results, selection: Selection) -> list[str]:
         "(95% stratified bootstrap):",
         f"  IQM {iqm_ci(scores)}; optimality gap {optimality_gap_ci(scores)}",
     ]
+
+
+def _budget_view(results: Results, selection: Selection) -> list[str]:
+    """One line per task: what one evaluation's episodes buy against the sweep's budget."""
+    from analysis.budget import budget_views
+
+    lines = []
+    for view in budget_views(results, selection):
+        n, spent = view.eval_episodes, view.sweep_episodes
+        beyond = f", simulated up to {len(view.curve.mean)}" if spent > len(view.curve.mean) else ""
+        lines.append(
+            f"Tuning budget view ({view.task}, UCB over {count(view.trials, 'search trial')}): "
+            f"with {count(n, 'evaluation episode')} per choice the expected score is "
+            f"{fixed(view.curve.at(n))} (sweep used {spent}{beyond}: "
+            f"{fixed(view.curve.at(spent))})"
+        )
+    return ["", *lines] if lines else []
 
 
 def trials_by_status(results: Results) -> pd.DataFrame:
