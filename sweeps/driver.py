@@ -67,7 +67,7 @@ def run(plan: Plan, argv: list[str]) -> int:
 # ---------------------------------------------------------------- studies and rounds
 def prepare_studies(plan: Plan, store: studies.StudyStore) -> None:
     """Create each task's study (the paper preset first) or, for --extend, raise its plan."""
-    from sweeps.plan import _task_config
+    from sweeps.plan import task_preset
 
     for task in plan.tasks:
         study = store.study(studies.study_name(plan.name, task), plan.optuna_seed)
@@ -80,7 +80,7 @@ def prepare_studies(plan: Plan, store: studies.StudyStore) -> None:
                 "continue it with --resume or --extend N, or pick another --name"
             )
         study.set_user_attr(studies.PLANNED, plan.num_samples)
-        preset = _task_config(task, plan.fixed)
+        preset = task_preset(task, plan.fixed)
         first = {"eta": preset.eta, "T": preset.T, "actor_lr": preset.actor_lr}
         if plan.ranges.contains(first):
             study.enqueue_trial(first)

@@ -127,7 +127,7 @@ def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
         data = {**smoke_datasets(), **data}
     for task in tasks:
         _check_task(task, data.get(task), args, fixed)
-    first = _task_config(tasks[0], fixed)  # epochs etc. as the preset sets them
+    first = task_preset(tasks[0], fixed)  # epochs etc. as the preset sets them
     fixed.setdefault("num_epochs", first.num_epochs)
     fixed.setdefault("eval_every", first.eval_every)
     if fixed["eval_every"] > fixed["num_epochs"]:
@@ -218,7 +218,8 @@ def _parse_data(pairs: list[str], tasks: list[str]) -> dict[str, str | None]:
     return data
 
 
-def _task_config(task: str, fixed: dict[str, Any]):
+def task_preset(task: str, fixed: dict[str, Any]):
+    """The task's DQLConfig with the sweep's fixed overrides (the driver reads its preset)."""
     from dql.train import task_config
 
     return task_config(task, **fixed)
@@ -232,7 +233,7 @@ def _check_task(task: str, data: str | None, args, fixed: dict[str, Any]) -> Non
 
     if not task.startswith("minari:") and task != "bandit":
         reference_scores(task)  # UnknownTaskError with close ids
-    _task_config(task, fixed)  # ConfigError for impossible values
+    task_preset(task, fixed)  # ConfigError for impossible values
     if args.download and data is None:
         env_for_task(task, args.env_id)  # the file itself is fetched by each trial's node
         return
