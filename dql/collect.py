@@ -106,6 +106,23 @@ def collect(
     return out
 
 
+def collected_file(
+    spec: EnvSpec,
+    steps: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    max_episode_steps: int | None = None,
+) -> Path:
+    """``out`` if it is there, else random-policy rollouts collected into it now: data that
+    every machine can make for itself, the same everywhere (seeded), instead of a download."""
+    out = Path(out).expanduser()
+    if out.is_file():
+        return out
+    command = collect_command(spec, steps, out, "random", seed, max_episode_steps)
+    print(f"+ {command}", flush=True)
+    return collect(spec, steps, out, "random", seed, max_episode_steps, show_progress=False)
+
+
 def collect_command(
     spec: EnvSpec,
     steps: int,
@@ -138,7 +155,8 @@ def write_d4rl_file(out: Path, columns: dict[str, list], command: str, metadata:
     cut short, so the reader can say how to make it again instead of "download it".
     """
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
+    # Per process: concurrent writers of one file (trials on one node) never share a partial.
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
     with h5py.File(partial, "w", userblock_size=USERBLOCK) as f:
         for key, values in columns.items():
             f.create_dataset(

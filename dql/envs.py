@@ -76,6 +76,10 @@ def env_for_task(task: str, env_id: str | None = None) -> EnvSpec:
         return EnvSpec(env_id)
     if task == "bandit":
         return EnvSpec("dql/Bandit-v0")
+    from dql.local_tasks import local_task
+
+    if local := local_task(task):
+        return local.env
     name = task.split(":", 1)[-1].lower()
     prefix = name.split("-", 1)[0].split("/", 1)[0]
     if task.startswith("minari:"):

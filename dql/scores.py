@@ -2,7 +2,8 @@
 
 Scores are comparable with the literature only with D4RL's own reference returns, shipped
 as package data (resources/d4rl_ref_scores.csv, every D4RL id). Minari datasets carry
-their own references in their metadata; pass those as ``reference``.
+their own references in their metadata; pass those as ``reference``. The local tasks
+(dql/local_tasks.py) have local references, comparable with nothing published.
 """
 
 from __future__ import annotations
@@ -67,17 +68,22 @@ def d4rl_reference_scores() -> dict[str, ReferenceScores]:
 
 def reference_scores(task: str) -> ReferenceScores:
     """D4RL's reference scores for ``task``; an unknown id is an error naming close ids."""
+    from dql.local_tasks import LOCAL_TASKS
+
     table = d4rl_reference_scores()
     if task in table:
         return table[task]
+    if task in LOCAL_TASKS:
+        return LOCAL_TASKS[task].reference
     if task.startswith(MINARI_PREFIX):
         raise UnknownTaskError(
             f"{task}: Minari datasets carry their reference scores in their own metadata; "
             "get them with dql.data.resolve_dataset(task).reference and pass them as reference="
         )
     raise UnknownTaskError(
-        f"no D4RL reference scores for task {task!r}.{did_you_mean(task, table)} "
-        "Known tasks are D4RL's dataset ids (e.g. hopper-medium-v2, antmaze-umaze-v2); "
+        f"no D4RL reference scores for task {task!r}.{did_you_mean(task, [*table, *LOCAL_TASKS])} "
+        "Known tasks are D4RL's dataset ids (e.g. hopper-medium-v2, antmaze-umaze-v2) and "
+        f"the local tasks ({', '.join(LOCAL_TASKS)}); "
         "for a Minari dataset use 'minari:<dataset id>'."
     )
 

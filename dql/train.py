@@ -38,13 +38,18 @@ class TrainRequest:
 
 
 def task_config(task: str, **overrides: Any) -> DQLConfig:
-    """The paper's preset for a task it tuned; the paper's defaults for any other task."""
+    """The paper's preset for a task it tuned, a local task's own preset, or the paper's
+    defaults for any other task."""
     if task == "bandit":  # the released toy's settings with a 2000-step budget
         from dql.toy import bandit_config
 
         return bandit_config(eta=2.5, steps=2000).replace(**overrides)
     if task in paper_presets():
         return preset_config(task, **overrides)
+    from dql.local_tasks import local_task
+
+    if local := local_task(task):
+        return DQLConfig().replace(**{**local.config, **overrides})
     return DQLConfig().replace(**overrides)
 
 

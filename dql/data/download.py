@@ -56,6 +56,10 @@ def download_d4rl(
             f"{task} is a Minari dataset: download it with `minari download {dataset_id}` "
             "(or --download where the task is resolved)"
         )
+    from dql.local_tasks import local_dataset, local_task
+
+    if local := local_task(task):  # nothing to download: its data are collected here
+        return local_dataset(local, d4rl_dataset_dir(dest_dir))
     name = reference_scores(task).file_name
     dest = d4rl_dataset_dir(dest_dir) / name
     if dest.is_file():

@@ -1,4 +1,5 @@
-"""Task id -> where its data are: an explicit file, a Minari id, or D4RL's local cache.
+"""Task id -> where its data are: an explicit file, a Minari id, or D4RL's local cache
+(where a local task's data are collected on first use).
 
 Resolution only finds the data and their reference scores (cheap, and it fails before
 any training starts); ``load_dataset`` then reads them.
@@ -15,6 +16,7 @@ from dql.data.d4rl import load_d4rl
 from dql.data.download import d4rl_dataset_dir, download_d4rl
 from dql.data.errors import DatasetError
 from dql.data.minari_data import load_minari, minari_info, open_minari
+from dql.local_tasks import local_dataset, local_task
 from dql.replay import Transitions
 from dql.scores import MINARI_PREFIX, ReferenceScores, reference_scores
 
@@ -52,6 +54,8 @@ def resolve_dataset(
             raise DatasetError(f"dataset file {path} (from --data) does not exist")
         return DatasetSource("d4rl", path, task, reference)
     folder = d4rl_dataset_dir(dataset_dir)
+    if local := local_task(task):  # made here, not downloaded: cheap and seeded
+        return DatasetSource("d4rl", local_dataset(local, folder), task, reference)
     path = folder / reference.file_name
     if path.is_file():
         return DatasetSource("d4rl", path, task, reference)
