@@ -232,6 +232,9 @@ def task_table(results: Results, selection: Selection | None = None) -> pd.DataF
             source = "single"  # a `python -m dql train` run, chosen by nobody
         entry = {"task": task, "domain": group["domain"].iloc[0], "source": source}
         entry["trials"] = len(group)
+        search_last = group.loc[group["stage"] == "search", "last_mean"].dropna()
+        # What the search chose among: the worst searched configuration's last mean score.
+        entry["worst_search_last"] = search_last.min() if len(search_last) else np.nan
         if chosen is not None:
             entry.update(chosen.drop(labels=["task", "domain"]).to_dict())
         out.append(entry)

@@ -12,14 +12,21 @@ from importlib import resources
 import pandas as pd
 
 PAPER = "paper"  # the Diffusion-QL column of the paper's Table 1
-DOMAIN_ORDER = ("locomotion", "antmaze", "adroit", "kitchen", "bandit")
+DOMAIN_ORDER = ("locomotion", "antmaze", "adroit", "kitchen", "bandit", "local")
+LOCAL = "local"  # tasks collected here and scored against local reference returns
 DOMAIN_LABELS = {
     "locomotion": "Gym locomotion",
     "antmaze": "AntMaze",
     "adroit": "Adroit",
     "kitchen": "Kitchen",
     "bandit": "Bandit",
+    LOCAL: "Local (local refs.)",
 }
+LOCAL_REFERENCES = (
+    "Local tasks are scored against local reference returns (0 = the mean return of the "
+    "task's own collected data, 100 = the most its environment pays within the time limit; "
+    "dql/local_tasks.py), comparable with nothing published."
+)
 _PREFIXES = {
     "locomotion": ("halfcheetah", "hopper", "walker2d", "ant-", "ant_"),
     "antmaze": ("antmaze",),
@@ -90,6 +97,8 @@ def domain_of(task: str) -> str:
     known = paper_results().set_index("task")["domain"]
     if task in known.index:
         return str(known[task])
+    if task.endswith("-local"):
+        return LOCAL
     name = task.split(":", 1)[-1].split("/")[-2:][0] if task.startswith("minari:") else task
     for domain, prefixes in _PREFIXES.items():
         if name.startswith(prefixes) or f"/{domain}/" in task:

@@ -20,6 +20,7 @@ from analysis.aggregate import (
     trial_scores,
 )
 from analysis.loading import STATUSES, Results, load
+from analysis.references import LOCAL, LOCAL_REFERENCES
 from analysis.statistics import iqm_ci, optimality_gap_ci
 from analysis.wording import count, fixed
 
@@ -110,6 +111,8 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
     if table.empty:
         return []
     lines = ["", "Best configuration per task (reported trial; scores: mean over seeds):"]
+    if (table["domain"] == LOCAL).any():
+        lines.insert(1, LOCAL_REFERENCES)
     searched = [c for c in ("eta", "T", "actor_lr") if c in table]
     for _, row in table.iterrows():
         if pd.isna(row.get("trial_id")):
@@ -120,7 +123,10 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
         if row["source"] != "single":
             trials = count(int(row.get("search_trials", 0) or 0), "trial")
             episodes = count(int(row.get("tuning_episodes", 0) or 0), "episode")
-            budget = f" (search: {trials}, {episodes})"
+            worst = row.get("worst_search_last")
+            several = int(row.get("search_trials", 0) or 0) > 1 and not pd.isna(worst)
+            lowest = f"; worst searched config: last {fixed(worst)}" if several else ""
+            budget = f" (search: {trials}, {episodes}{lowest})"
         lines.append(
             f"  {row['task']}: {config} [{row['source']}, {row['status']}, "
             f"{count(int(row['seeds_scored']), 'seed')}] last {fixed(row['last_mean'])}, "

@@ -20,6 +20,8 @@ from analysis.aggregate import METRICS, Selection, domain_averages, task_table
 from analysis.loading import Results, load
 from analysis.references import (
     DOMAIN_LABELS,
+    LOCAL,
+    LOCAL_REFERENCES,
     PAPER,
     reference_label,
     reference_scores,
@@ -78,7 +80,8 @@ def caption(
     tasks: pd.DataFrame, metrics: Sequence[str], references: Sequence[str], selection: Selection
 ) -> str:
     """What the numbers are, in one paragraph (plain text; ``±`` marks the spread)."""
-    parts = ["D4RL normalized scores (×100)."]
+    local = "domain" in tasks and (tasks["domain"] == LOCAL).any()
+    parts = ["Normalized scores (×100)." if local else "D4RL normalized scores (×100)."]
     sources = tasks["source"].value_counts().to_dict() if "source" in tasks else {}
     if set(sources) == {"single"}:
         parts.append("Ours: single training runs (python -m dql train), no search.")
@@ -130,6 +133,8 @@ def caption(
             f"{count(int(tasks['tuning_episodes'].sum()), 'episode')}"
             + (f"; compute: {compute}." if (compute := _compute(tasks)) else ".")
         )
+    if local:
+        parts.append(LOCAL_REFERENCES)
     if references:
         parts.append(
             "Reference columns as published (some recalled; see "
