@@ -80,7 +80,7 @@ def prepare_studies(plan: Plan, store: studies.StudyStore) -> None:
                 "continue it with --resume or --extend N, or pick another --name"
             )
         study.set_user_attr(studies.PLANNED, plan.num_samples)
-        preset = task_preset(task, plan.fixed)
+        preset = task_preset(task, plan.fixed_for(task))
         first = {"eta": preset.eta, "T": preset.T, "actor_lr": preset.actor_lr}
         if plan.ranges.contains(first):
             study.enqueue_trial(first)
@@ -104,6 +104,7 @@ def record_round(plan: Plan, store: studies.StudyStore, complete: bool) -> None:
                 "seeds": plan.seeds,
                 "confirm": plan.confirm,
                 "fixed": plan.fixed,
+                "task_fixed": plan.task_fixed,
                 "ranges": {k: list(getattr(plan.ranges, k)) for k in ("eta", "T", "actor_lr")},
             }
         )
@@ -220,7 +221,7 @@ def _restored_tuner(plan: Plan):
 def _task_search(plan: Plan, task: str):
     from sweeps.searcher import TaskSearch
 
-    shared = {"task": task, "data": plan.data.get(task)}
+    shared = {"task": task, "data": plan.data.get(task), "fixed": plan.fixed_for(task)}
     return TaskSearch(
         task=task,
         study_name=studies.study_name(plan.name, task),

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from sweeps import layout
-from sweeps.smoke import SMOKE_CONFIG, SMOKE_RANGES, SMOKE_SWEEP, SMOKE_TASKS, smoke_datasets
+from sweeps.smoke import (
+    SMOKE_CONFIG,
+    SMOKE_RANGES,
+    SMOKE_SWEEP,
+    SMOKE_TASK_CONFIG,
+    SMOKE_TASKS,
+    smoke_datasets,
+)
 from sweeps.space import SearchRanges, SweepInputError
 
 METRIC = "normalized_score"
@@ -58,8 +65,15 @@ class Plan:
     optuna_storage: str | None  # an RDB URL; None: a journal file in the sweep's folder
     q_bound: float
     smoke: bool = False
+    # task -> overrides of ``fixed`` for that task alone (never epochs or eval_every: ASHA's
+    # rungs count evaluations, the same for every task)
+    task_fixed: dict[str, dict[str, Any]] = field(default_factory=dict)
     env_id: str | None = None
     round_index: int = 0  # 0: the first round; K: the K-th --extend
+
+    def fixed_for(self, task: str) -> dict[str, Any]:
+        """The DQLConfig overrides of ``task``'s trials."""
+        return {**self.fixed, **self.task_fixed.get(task, {})}
 
     @property
     def epochs(self) -> int:
@@ -112,21 +126,26 @@ def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
     ranges = (SMOKE_RANGES if smoke else suite.ranges).with_overrides(
         eta=args.eta_range, T=args.T_range, actor_lr=args.lr_range
     )
-    fixed = {
-        **(SMOKE_CONFIG if smoke else {}),
+    given = {
         **parse_overrides(args.set),
         **budget_overrides(args.epochs, args.steps_per_epoch, args.eval_every, args.eval_episodes),
     }
+    fixed = {**(SMOKE_CONFIG if smoke else {}), **given}
     _check_counts(args, defaults)
     name = args.name or suite.name
     storage = _storage(args.storage or "sweep-results")
     round_index = _check_sweep_folder(storage, name, args)
     optuna_storage = _check_optuna_storage(args.optuna_storage)
-    if smoke and not args.tasks:
-        tasks = list(SMOKE_TASKS)
-        data = {**smoke_datasets(), **data}
+    if smoke:  # the smoke tasks (all, or those --tasks names) on their own small files
+        tasks = tasks if args.tasks else list(SMOKE_TASKS)
+        data = {**smoke_datasets([t for t in tasks if t in SMOKE_TASKS]), **data}
+    task_fixed = {  # what the command line sets wins over the smoke budget of a task
+        task: {k: v for k, v in SMOKE_TASK_CONFIG.get(task, {}).items() if k not in given}
+        for task in tasks
+        if smoke and task in SMOKE_TASK_CONFIG
+    }
     for task in tasks:
-        _check_task(task, data.get(task), args, fixed)
+        _check_task(task, data.get(task), args, {**fixed, **task_fixed.get(task, {})})
     first = task_preset(tasks[0], fixed)  # epochs etc. as the preset sets them
     fixed.setdefault("num_epochs", first.num_epochs)
     fixed.setdefault("eval_every", first.eval_every)
@@ -163,6 +182,7 @@ def make_plan(suite: Suite, args: argparse.Namespace) -> Plan:
         optuna_storage=optuna_storage,
         q_bound=args.q_bound,
         smoke=smoke,
+        task_fixed=task_fixed,
         env_id=args.env_id,
         round_index=round_index,
     )

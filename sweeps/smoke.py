@@ -1,4 +1,5 @@
-"""The smoke suite's data: small random-policy Hopper and Walker2d files, made where needed.
+"""The smoke suite: small random-policy Hopper and Walker2d files and a local task that
+learns, its data made where needed.
 
 ``python sweeps/locomotion.py --smoke`` must run from scratch on any machine, and on a
 cluster every node must find the files, so each node makes them itself (deterministic
@@ -8,13 +9,14 @@ rollouts, cached, written atomically) rather than trusting a path only the head 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from sweeps.space import SearchRanges
 
-SMOKE_TASKS = ("hopper-random-v2", "walker2d-random-v2")
+# The D4RL-format path on random-policy files (scores stay at random level on this budget),
+# and a local task that visibly learns within it (dql/local_tasks.py).
+SMOKE_TASKS = ("hopper-random-v2", "walker2d-random-v2", "invertedpendulum-random-local")
 SMOKE_RANGES = SearchRanges(eta=(0.1, 10.0), T=(2, 6), actor_lr=(1e-4, 1e-3))
 # DQLConfig fields of the smoke budget (flags and --set still override them).
 SMOKE_CONFIG = {
@@ -24,6 +26,10 @@ SMOKE_CONFIG = {
     "eval_episodes": 2,
     "batch_size": 64,
     "hidden_dim": 64,
+}
+# Per task, under the flags: the local task needs 2,000 gradient steps to show what it learns.
+SMOKE_TASK_CONFIG = {
+    "invertedpendulum-random-local": {"steps_per_epoch": 500, "eval_episodes": 5, "batch_size": 256}
 }
 SMOKE_SWEEP = {"num_samples": 4, "seeds": 1}
 SMOKE_ENVS = {
@@ -37,29 +43,32 @@ SMOKE_FOLDER = "sweep-data"
 def describe_smoke() -> str:
     """What --smoke sets, for its --help line."""
     budget = ", ".join(f"{k}={v}" for k, v in {**SMOKE_SWEEP, **SMOKE_CONFIG}.items())
+    per_task = "; ".join(
+        f"{task}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        for task, values in SMOKE_TASK_CONFIG.items()
+    )
     return (
-        f"tiny budget: tasks {','.join(SMOKE_TASKS)} on {SMOKE_ROWS}-step random-policy files "
-        f"collected into ./{SMOKE_FOLDER}, {budget}; flags given as well still win"
+        f"tiny budget: tasks {','.join(SMOKE_TASKS)} on random-policy files collected into "
+        f"./{SMOKE_FOLDER}, {budget} ({per_task}); flags given as well still win"
     )
 
 
 def smoke_dataset(task: str, folder: str | os.PathLike = SMOKE_FOLDER) -> str:
     """The task's smoke file under ``folder``, collected first if this machine lacks it."""
+    from dql.collect import collected_file
+    from dql.envs import EnvSpec
+    from dql.local_tasks import local_dataset, local_task
+
+    folder = Path(folder).expanduser().resolve()
+    if local := local_task(task):
+        return str(local_dataset(local, folder))
     env_id, xml = SMOKE_ENVS[task]
-    path = Path(folder).expanduser().resolve() / f"{task}-{SMOKE_ROWS}.hdf5"
-    if path.is_file():
-        return str(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.hdf5")
-    options = ["--env", env_id, "--steps", str(SMOKE_ROWS), "--no-progress"]
-    options += ["--xml-file", xml] if xml else []
-    print("+ python -m dql collect", " ".join(options), "--out", path, flush=True)
-    command = [sys.executable, "-m", "dql", "collect", *options, "--out", str(partial)]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    os.replace(partial, path)  # a concurrent trial on the same node sees all or nothing
-    return str(path)
+    spec = EnvSpec(env_id, {"xml_file": xml} if xml else {})
+    return str(collected_file(spec, SMOKE_ROWS, folder / f"{task}-{SMOKE_ROWS}.hdf5"))
 
 
-def smoke_datasets(folder: str | os.PathLike = SMOKE_FOLDER) -> dict[str, str | None]:
-    """Every smoke task's file, made once on the driver's machine (cached)."""
-    return {task: smoke_dataset(task, folder) for task in SMOKE_ENVS}
+def smoke_datasets(
+    tasks: Sequence[str] = SMOKE_TASKS, folder: str | os.PathLike = SMOKE_FOLDER
+) -> dict[str, str | None]:
+    """The smoke tasks' files, made once on the driver's machine (cached)."""
+    return {task: smoke_dataset(task, folder) for task in tasks}

@@ -163,7 +163,8 @@ export -f two_nodes wait_for_worker
 if step up 150 ray up -y "$CFG"; then
   step worker 120 bash -c wait_for_worker &&
     step submit 200 ray submit "$CFG" sweeps/locomotion.py -- \
-      --smoke --address auto --storage "$RIG/shared/results"
+      --smoke --tasks hopper-random-v2,walker2d-random-v2 --address auto \
+      --storage "$RIG/shared/results"
 fi
 step down 90 ray down -y "$CFG"
 # What `ray down` left running (the namespace ends them anyway when this script exits).
