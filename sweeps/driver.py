@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sweeps import layout, studies
-from sweeps.plan import METRIC, Plan
+from sweeps.plan import Plan
 from sweeps.space import SweepInputError
 from sweeps.status import read_trial_status, statuses_of, write_trial_status
 
@@ -154,7 +154,7 @@ def _new_tuner(plan: Plan, store: studies.StudyStore):
     from ray import tune
 
     from sweeps.progress import TaskProgress
-    from sweeps.scheduler import PerTaskASHA
+    from sweeps.scheduler import task_asha
     from sweeps.searcher import TaskSearcher
     from sweeps.trainable import trial_dirname
 
@@ -166,14 +166,7 @@ def _new_tuner(plan: Plan, store: studies.StudyStore):
         plan.max_concurrent,
         plan.max_concurrent_per_task,
     )
-    scheduler = PerTaskASHA(
-        metric=METRIC,
-        mode="max",
-        time_attr="training_iteration",
-        max_t=plan.evaluations,
-        grace_period=min(plan.grace_period, plan.evaluations),
-        reduction_factor=plan.reduction_factor,
-    )
+    scheduler = task_asha(plan.evaluations, plan.grace_period, plan.reduction_factor)
     names = {task: studies.study_name(plan.name, task) for task in plan.tasks}
     progress = TaskProgress(store, names, gpus=plan.gpus_per_trial > 0)
     return tune.Tuner(

@@ -12,6 +12,21 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 
+def task_asha(max_t: int, grace_period: int, reduction_factor: float) -> PerTaskASHA:
+    """The sweep's scheduler: per-task ASHA on the mean score, one rung step per evaluation
+    (``bench/search_efficiency.py`` replays the same object on measured learning curves)."""
+    from sweeps.plan import METRIC
+
+    return PerTaskASHA(
+        metric=METRIC,
+        mode="max",
+        time_attr="training_iteration",
+        max_t=max_t,
+        grace_period=min(grace_period, max_t),
+        reduction_factor=reduction_factor,
+    )
+
+
 class PerTaskASHA(FIFOScheduler):
     def __init__(self, metric: str, mode: str, **asha: Any):
         super().__init__()
