@@ -29,6 +29,7 @@ from analysis.aggregate import (
     trial_scores,
 )
 from analysis.loading import Results
+from analysis.references import LOCAL
 from analysis.statistics import mean_ci_halfwidth, performance_profile_band
 from analysis.wording import count, span
 
@@ -100,7 +101,8 @@ def learning_curves(results: Results, out: Path, selection: Selection | None = N
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_steps))
         ax.set_xlabel("gradient steps")
-        ax.set_ylabel("normalized score")
+        local = task.get("domain") == LOCAL
+        ax.set_ylabel("normalized score (local refs.)" if local else "normalized score")
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color="C0", lw=2, label="reported configuration: mean over seeds")]
     if banded:
