@@ -44,10 +44,22 @@ def _value_and_derivative_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tens
 _compiled: dict[str, object] = {}
 
 
+# Compiled variants per kernel: rows 1 or more (sizes 0 and 1 are always specialised), an
+# out buffer contiguous or strided, fp32 or bf16; about 8 in a bf16 run, which is dynamo's
+# default limit per function (past it, fullgraph fails). Bounded, so a higher limit is safe.
+RECOMPILE_LIMIT = 64
+
+
 def _kernel(name: str):
     if name not in _compiled:
+        limit = torch._dynamo.config.recompile_limit
+        torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
         fn = {"value": _value, "into": _value_and_derivative_into}[name]
-        _compiled[name] = torch.compile(fn, dynamic=True, fullgraph=True)
+        # dynamic_threads: the kernel asks OpenMP for the thread count at each call, so it
+        # follows dql.threads' policy (by default it would keep the count it was compiled at).
+        _compiled[name] = torch.compile(
+            fn, dynamic=True, fullgraph=True, options={"cpp.dynamic_threads": True}
+        )
     return _compiled[name]
 
 
@@ -75,6 +87,7 @@ def compiled_mish_with_derivative(
     Small activations (under ``COMPILED_MIN_ELEMENTS``) take the eager function."""
     if x.numel() < COMPILED_MIN_ELEMENTS:
         return mish_with_derivative(x, need_derivative, out)
+    x = x.detach()  # one guard fewer: the autograd Function's input may require grad
     if not need_derivative and out is None:
         return _kernel("value")(_rows(x)).view(x.shape), None
     value = x.new_empty(x.shape) if out is None else out
