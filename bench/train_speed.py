@@ -2,7 +2,7 @@
 
     python bench/train_speed.py [--k 1,2,4,8] [--seconds 5] [--max-q-backup both|on|off]
                                 [--threads auto,1,2] [--contention N] [--busy yes|spin]
-                                [--precision fp32,bf16]
+                                [--precision fp32,bf16] [--kernels eager,compiled]
                                 [--device cpu] [--json PATH] [--sizes bandit]
                                 [--authors PATH]
 
@@ -14,6 +14,10 @@ members) and the fraction of this machine's matrix-multiply peak that reaches; t
 measured in the same run, and the FLOPs of one member-step are counted by torch's
 FlopCounterMode. ``--threads``: each thread setting in turn; ``auto`` is dql's thread policy
 (``dql.threads``), decided on the idle machine and then left to revise itself.
+
+``--kernels eager,compiled``: each ``DQLConfig.kernels`` setting, timed in alternating chunks
+within every row (one line each), so their ratio is taken in the same seconds; the first
+compiled rows include no compilation (warm-up steps compile before the timing).
 
 ``--contention N`` measures every row twice, idle and with N busy processes that the bench
 starts itself (``yes > /dev/null`` each, or a Python spin loop with ``--busy spin``; stopped
@@ -105,7 +109,10 @@ def sync(device: torch.device) -> None:
 
 
 def flops_per_member_step(config: DQLConfig, replay: DeviceReplay, device: torch.device) -> float:
-    """Floating-point operations of one gradient step of one member, as torch counts them."""
+    """Floating-point operations of one gradient step of one member, as torch counts them
+    (in eager kernels: the arithmetic is the same, and the counter cannot see inside a
+    compiled one)."""
+    config = config.replace(kernels="eager")
     ensemble = SeedEnsemble(config, *replay_dims(replay), [0], device)
     ensemble.train_epoch(replay, 1)
     with FlopCounterMode(display=False) as counter:
@@ -290,23 +297,33 @@ def set_threads(setting: str) -> None:
 
 
 def measure(
-    config, k, replay, device, seconds, setting, contention, busy="yes", authors=None
+    config,
+    k,
+    replay,
+    device,
+    seconds,
+    setting,
+    contention,
+    busy="yes",
+    authors=None,
+    kernels=("eager",),
 ) -> dict:
     """Member-steps/s idle (and, with ``contention``, with that many busy neighbours).
 
-    With ``authors`` (``(load_authors(...), transitions)``), the authors' update is timed
-    alongside, in alternating chunks: ``authors_idle`` (and ``authors_contended``).
+    One stepper of ours per ``kernels`` setting, timed in alternating chunks: ``idle`` is a
+    list in that order. With ``authors`` (``(load_authors(...), transitions)``), the authors'
+    update is timed alongside: ``authors_idle`` (and ``authors_contended``).
     """
 
     def rates(phase: str) -> None:
-        steppers = [ours_stepper(config, k, replay, device)]
+        steppers = [ours_stepper(config.replace(kernels=kk), k, replay, device) for kk in kernels]
         if authors is not None:
             steppers.append(authors_stepper(authors[0], config, authors[1], device))
         measured = alternating_rates(steppers, device, seconds)
-        row[phase] = measured[0]
+        row[phase] = measured[: len(kernels)]
         row[f"{phase}_threads"] = torch.get_num_threads()
         if authors is not None:
-            row[f"authors_{phase}"] = measured[1]
+            row[f"authors_{phase}"] = measured[-1]
 
     row: dict = {}
     set_threads(setting)
@@ -336,6 +353,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--precision", default="fp32", help="comma-separated DQLConfig precisions: fp32,bf16"
     )
+    parser.add_argument(
+        "--kernels", default="eager", help="comma-separated DQLConfig kernels: eager,compiled"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--sizes", choices=["hopper", "bandit"], default="hopper")
     parser.add_argument(
@@ -353,8 +373,11 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--threads {setting!r}: use auto or a positive number")
     ks = [int(k) for k in args.k.split(",")]
     precisions = args.precision.split(",")
+    kernels = args.kernels.split(",")
     for precision in precisions:
         DQLConfig(precision=precision)  # an unknown one fails here, before any timing
+    for kk in kernels:
+        DQLConfig(kernels=kk)
     backups = {"both": [False, True], "on": [True], "off": [False]}[args.max_q_backup]
     device = torch.device(args.device)
     authors = None
@@ -383,9 +406,9 @@ def main(argv: list[str] | None = None) -> dict:
     against = f" {'authors':>8} {'ours/a':>6}" if authors else ""
     contended = f"{'with ' + str(args.contention) + ' busy':>15} {'thr':>3} {'ratio':>6}"
     print(
-        f"{'K':>3} {'max-Q':>6} {'prec':>5} {'threads':>7} {'member-steps/s':>15} {'thr':>3} "
-        f"{'per member':>11} {'GFLOP/step':>11} {'GFLOP/s':>8}{against}"
-        + (f" {contended}{against}" if args.contention else "")
+        f"{'K':>3} {'max-Q':>6} {'prec':>5} {'kernels':>8} {'threads':>7} "
+        f"{'member-steps/s':>15} {'thr':>3} {'per member':>11} {'GFLOP/step':>11} "
+        f"{'GFLOP/s':>8}{against}" + (f" {contended}{against}" if args.contention else "")
     )
     results = []
     for max_q, precision in ((m, p) for m in backups for p in precisions):
@@ -403,53 +426,22 @@ def main(argv: list[str] | None = None) -> dict:
                     args.contention,
                     args.busy,
                     authors,
+                    kernels,
                 )
-                rate = rates["idle"]
-                row = {
-                    "k": k,
-                    "max_q_backup": max_q,
-                    "precision": precision,
-                    "threads_setting": setting,
-                    "threads": rates["idle_threads"],
-                    "member_steps_per_s": rate,
-                    "steps_per_s_per_member": rate / k,
-                    "gflop_per_member_step": flops / 1e9,
-                    "load_average": os.getloadavg(),
-                }
-                line = (
-                    f"{k:>3} {'on' if max_q else 'off':>6} {precision:>5} {setting:>7} "
-                    f"{rate:>15.1f} {rates['idle_threads']:>3} {rate / k:>11.1f} "
-                    f"{flops / 1e9:>11.2f} {rate * flops / 1e9:>8.0f}"
-                )
-                if authors:
-                    row["authors_steps_per_s"] = rates["authors_idle"]
-                    row["over_authors"] = rate / rates["authors_idle"]
-                    line += f" {rates['authors_idle']:>8.1f} {row['over_authors']:>6.2f}"
-                if args.contention:
-                    row["contended_member_steps_per_s"] = rates["contended"]
-                    row["contended_threads"] = rates["contended_threads"]
-                    row["contended_over_idle"] = rates["contended"] / rate
-                    line += (
-                        f" {rates['contended']:>15.1f} {rates['contended_threads']:>3} "
-                        f"{rates['contended'] / rate:>6.2f}"
-                    )
-                    if authors:
-                        theirs = rates["authors_contended"]
-                        row["authors_contended_steps_per_s"] = theirs
-                        row["contended_over_authors"] = rates["contended"] / theirs
-                        line += f" {theirs:>8.1f} {rates['contended'] / theirs:>6.2f}"
-                results.append(row)
-                print(line, flush=True)
+                for j, kk in enumerate(kernels):
+                    row, line = result_row(rates, j, k, max_q, precision, kk, setting, flops)
+                    results.append(row)
+                    print(line, flush=True)
     set_threads(settings[0])
     peak = max(peak, matmul_peak_gflops(device))
     print(f"\nmatmul peak: {peak:.0f} GFLOP/s (best of before and after the rows)")
     for row in results:
         row["fraction_of_peak"] = row["member_steps_per_s"] * row["gflop_per_member_step"] / peak
     print(
-        "fraction of fp32 peak (K, max-Q, precision, threads): "
+        "fraction of fp32 peak (K, max-Q, precision, kernels, threads): "
         + ", ".join(
             f"({r['k']}, {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
-            f"{r['threads_setting']}) "
+            f"{r['kernels']}, {r['threads_setting']}) "
             f"{r['fraction_of_peak']:.0%}"
             for r in results
         )
@@ -465,6 +457,7 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "sizes": args.sizes,
         "precisions": precisions,
+        "kernels": kernels,
         "authors": None
         if authors is None
         else {
@@ -478,21 +471,60 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
+def result_row(rates, j, k, max_q, precision, kernels, setting, flops) -> tuple[dict, str]:
+    """The row (and printed line) of ``measure``'s j-th kernels setting."""
+    rate = rates["idle"][j]
+    row = {
+        "k": k,
+        "max_q_backup": max_q,
+        "precision": precision,
+        "kernels": kernels,
+        "threads_setting": setting,
+        "threads": rates["idle_threads"],
+        "member_steps_per_s": rate,
+        "steps_per_s_per_member": rate / k,
+        "gflop_per_member_step": flops / 1e9,
+        "load_average": os.getloadavg(),
+    }
+    line = (
+        f"{k:>3} {'on' if max_q else 'off':>6} {precision:>5} {kernels:>8} {setting:>7} "
+        f"{rate:>15.1f} {rates['idle_threads']:>3} {rate / k:>11.1f} "
+        f"{flops / 1e9:>11.2f} {rate * flops / 1e9:>8.0f}"
+    )
+    if "authors_idle" in rates:
+        row["authors_steps_per_s"] = rates["authors_idle"]
+        row["over_authors"] = rate / rates["authors_idle"]
+        line += f" {rates['authors_idle']:>8.1f} {row['over_authors']:>6.2f}"
+    if "contended" in rates:
+        contended = rates["contended"][j]
+        row["contended_member_steps_per_s"] = contended
+        row["contended_threads"] = rates["contended_threads"]
+        row["contended_over_idle"] = contended / rate
+        line += f" {contended:>15.1f} {rates['contended_threads']:>3} {contended / rate:>6.2f}"
+        if "authors_contended" in rates:
+            theirs = rates["authors_contended"]
+            row["authors_contended_steps_per_s"] = theirs
+            row["contended_over_authors"] = contended / theirs
+            line += f" {theirs:>8.1f} {contended / theirs:>6.2f}"
+    return row, line
+
+
 def print_against_single_thread(results: list[dict]) -> None:
     """Contended speed of each setting over the idle 1-thread speed of the same K, max-Q."""
     single = {
-        (r["k"], r["max_q_backup"], r["precision"]): r["member_steps_per_s"]
+        (r["k"], r["max_q_backup"], r["precision"], r["kernels"]): r["member_steps_per_s"]
         for r in results
         if r["threads_setting"] == "1"
     }
     lines = []
     for r in results:
-        base = single.get((r["k"], r["max_q_backup"], r["precision"]))
+        base = single.get((r["k"], r["max_q_backup"], r["precision"], r["kernels"]))
         if base is not None:
             r["contended_over_idle_single_thread"] = r["contended_member_steps_per_s"] / base
             lines.append(
                 f"(K {r['k']}, max-Q {'on' if r['max_q_backup'] else 'off'}, {r['precision']}, "
-                f"{r['threads_setting']}) {r['contended_over_idle_single_thread']:.2f}"
+                f"{r['kernels']}, {r['threads_setting']}) "
+                f"{r['contended_over_idle_single_thread']:.2f}"
             )
     if lines:
         print("contended over idle 1-thread: " + ", ".join(lines))

@@ -101,6 +101,13 @@ def _add_toy(commands) -> None:
     )
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument("--precision", default="fp32", help="fp32, or bf16 (DQLConfig.precision)")
+    toy.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a DQLConfig field for both policies, e.g. --set kernels=compiled",
+    )
     toy.add_argument("--samples", type=int, default=1000, help="actions sampled per policy")
     toy.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     _add_threads(toy)
@@ -157,6 +164,7 @@ def _run_collect(args) -> int:
 
 def _run_toy(args) -> int:
     from dql import toy as toy_module
+    from dql.train import parse_overrides
 
     budget = toy_module.ToyBudget(
         bc_steps=args.bc_steps,
@@ -165,6 +173,7 @@ def _run_toy(args) -> int:
         T=args.T,
         lr=args.lr,
         precision=args.precision,
+        overrides=parse_overrides(args.set),
     )
     toy_module.run_toy(
         args.out,

@@ -18,8 +18,9 @@ import torch
 from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
+from dql.kernels import mish_function
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
-from dql.networks import TwinCritic, use_low_precision
+from dql.networks import TwinCritic, use_low_precision, use_mish
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
 from dql.replay import Batch, DeviceReplay
 from dql.threads import revise_threads
@@ -129,6 +130,10 @@ class DiffusionQL:
         low = {"fp32": None, "bf16": torch.bfloat16}[config.precision]
         use_low_precision(self.actor, low)  # and so the EMA actor and target critic below
         use_low_precision(self.critic, low)
+        # Mish eager or compiled (``config.kernels``); compiled, a failure is raised here.
+        self.actor.mish = mish = mish_function(config.kernels, self.device, low)
+        use_mish(self.actor, mish)
+        use_mish(self.critic, mish)
         # The EMA actor starts as a copy of the initial actor (released: and stays so until
         # ema_start_step); it is used only for critic targets.
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)

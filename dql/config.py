@@ -15,6 +15,7 @@ EmaWarmup = Literal["released", "synced"]
 LrSchedule = Literal["released_cosine", "cosine", "constant"]
 ActionSelection = Literal["softmax", "argmax", "sample"]
 Precision = Literal["fp32", "bf16"]
+Kernels = Literal["eager", "compiled"]
 RewardTune = Literal["no", "normalize", "cql_antmaze", "antmaze", "iql_antmaze", "iql_locomotion"]
 
 BETA_SCHEDULES = ("vp", "linear", "cosine")
@@ -22,6 +23,7 @@ EMA_WARMUPS = ("released", "synced")
 LR_SCHEDULES = ("released_cosine", "cosine", "constant")
 ACTION_SELECTIONS = ("softmax", "argmax", "sample")
 PRECISIONS = ("fp32", "bf16")
+KERNELS = ("eager", "compiled")
 REWARD_TUNES = ("no", "normalize", "cql_antmaze", "antmaze", "iql_antmaze", "iql_locomotion")
 
 # The released code builds the critic optimiser with this rate whatever the actor's rate is.
@@ -75,11 +77,16 @@ class DQLConfig:
     action_selection: ActionSelection = "softmax"  # softmax over candidates scored by target Q
     num_action_candidates: int = 50
 
-    # --- number format (not the paper's: fp32 throughout) ---
+    # --- number format and kernels (not the paper's: fp32, eager PyTorch) ---
     # "bf16": the hidden layers' matrix products (forward and backward) take bfloat16 inputs
     # and accumulate in fp32 (AMX on recent Intel CPUs, tensor cores on GPUs); weights,
     # activations, losses, targets and Adam stay fp32 (dql/networks.py, ``MemberLinear``).
     precision: Precision = "fp32"
+    # "compiled": Mish and its derivative (about half of a CPU step at Hopper sizes) run as
+    # fused torch.compile kernels, one memory pass instead of about ten (dql/kernels.py).
+    # Needs a C++ compiler on CPU (checked before training); agrees with "eager" to float
+    # rounding, not bit for bit.
+    kernels: Kernels = "eager"
 
     seed: int = 0
 
@@ -141,6 +148,7 @@ def _validate(cfg: DQLConfig) -> None:
         "action_selection": ACTION_SELECTIONS,
         "reward_tune": REWARD_TUNES,
         "precision": PRECISIONS,
+        "kernels": KERNELS,
     }
     for field, allowed in choices.items():
         if getattr(cfg, field) not in allowed:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dql.chain import ChainConstants, ReverseChain, reverse_step, run_chain
-from dql.networks import NoisePredictor, linear_layers
+from dql.networks import NoisePredictor, linear_layers, mish_with_derivative
 from dql.schedules import diffusion_coefficients, make_betas
 
 
@@ -37,6 +37,7 @@ class DiffusionPolicy(nn.Module):
         # The reverse chain as one node with a hand-written backward (``dql.chain``); False
         # runs it step by step through ``self.model``, which a compiler can then fuse.
         self.fused_chain = True
+        self.mish = mish_with_derivative  # the fused chain's Mish (``dql.kernels``: compiled)
         self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim, members)
         self.coef = diffusion_coefficients(make_betas(beta_schedule, T))
         as_buffer = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
@@ -140,11 +141,11 @@ class DiffusionPolicy(nn.Module):
         low = layers[1].product_dtype  # the hidden layers' (``use_low_precision``)
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
             actions = ReverseChain.apply(
-                self.chain_constants, low, draws, states, time_embedding, *weights
+                self.chain_constants, low, self.mish, draws, states, time_embedding, *weights
             )
         else:
             actions = run_chain(
-                self.chain_constants, draws, states, time_embedding, weights, False, low
+                self.chain_constants, draws, states, time_embedding, weights, False, low, self.mish
             )[0]
         return actions.squeeze(0) if plain else actions
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,6 +126,7 @@ class ToyBudget:
     batch_size: int = 100
     lr: float = 1e-3
     precision: str = "fp32"  # DQLConfig.precision
+    overrides: dict[str, Any] = field(default_factory=dict)  # other DQLConfig fields, both
 
     def config(self, name: str, seed: int) -> DQLConfig:
         eta = 0.0 if name == "diffusion_bc" else self.eta
@@ -137,7 +139,7 @@ class ToyBudget:
             batch_size=self.batch_size,
             actor_lr=self.lr,
             critic_lr=self.lr,
-            precision=self.precision,
+            **{"precision": self.precision, **self.overrides},
         )
 
 
