@@ -18,7 +18,7 @@ import torch
 from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
-from dql.kernels import mish_function
+from dql.kernels import CompiledChain, mish_function
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
 from dql.networks import TwinCritic, use_low_precision, use_mish
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
@@ -130,8 +130,11 @@ class DiffusionQL:
         low = {"fp32": None, "bf16": torch.bfloat16}[config.precision]
         use_low_precision(self.actor, low)  # and so the EMA actor and target critic below
         use_low_precision(self.critic, low)
-        # Mish eager or compiled (``config.kernels``); compiled, a failure is raised here.
+        # Mish eager or compiled (``config.kernels``); compiled, a failure is raised here,
+        # and the chain runs one compiled call per position (``dql.kernels``).
         self.actor.mish = mish = mish_function(config.kernels, self.device, low)
+        if config.kernels == "compiled":
+            self.actor.compiled_chain = CompiledChain(self.actor.chain_constants, low, self.device)
         use_mish(self.actor, mish)
         use_mish(self.critic, mish)
         # The EMA actor starts as a copy of the initial actor (released: and stays so until

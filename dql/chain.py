@@ -76,6 +76,7 @@ def run_chain(
     keep: bool,
     low=None,
     mish=mish_with_derivative,
+    compiled=None,
 ):
     """The chain's actions (K, n, A), and with ``keep`` what its backward needs.
 
@@ -84,6 +85,8 @@ def run_chain(
     weights (K, in, out), biases (K, out); w1's input rows are [noisy action, time, state].
     ``low``: the hidden layers' product dtype (None: fp32). ``mish``: the activation with its
     derivative, ``mish_with_derivative`` or one with its signature (``dql.kernels``).
+    ``compiled``: a ``dql.kernels.CompiledChain``, which then runs each position as one
+    compiled call (the same arithmetic, to float rounding); ``mish`` is not used then.
     """
     w1, b1, w2, b2, w3, b3, w4, b4 = weights
     if low is not None:  # cast once for the whole chain
@@ -111,9 +114,23 @@ def run_chain(
         return h
 
     x = draws[:, 0]
+    if compiled is not None:
+        x = x.clone(memory_format=torch.contiguous_format)  # one layout: one compilation
     for k, i in enumerate(reversed(range(T))):  # chain position k denoises step i
         if keep:
             saved["x"][:, k] = x
+        if compiled is not None:
+            args = (x, state_part, time_part[:, i : i + 1], w1_x, b2, w2, b3, w3, b4, w4)
+            args += (draws[:, k + 1] if i > 0 else None, compiled.coef[i])
+            if not keep:
+                x = compiled.forward(*args)
+                continue
+            kept = tuple(saved[name][:, k] for name in ("h1", "h2", "h3"))
+            x, *slopes, inside = compiled.forward(*args, kept=kept)
+            for name, slope in zip(("s1", "s2", "s3"), slopes, strict=True):
+                saved[name].append(slope)
+            saved["inside"].append(inside)
+            continue
         h = layer(torch.baddbmm(state_part, x, w1_x).add_(time_part[:, i : i + 1]), "h1", k)
         h = layer(affine(b2, h, w2, low), "h2", k)
         h = layer(affine(b3, h, w3, low), "h3", k)
@@ -130,8 +147,10 @@ class ReverseChain(torch.autograd.Function):
     """``run_chain`` as one autograd node: gradients for the time embeddings and weights."""
 
     @staticmethod
-    def forward(ctx, c, low, mish, draws, states, time_embedding, *weights):
-        actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low, mish)
+    def forward(ctx, c, low, mish, compiled, draws, states, time_embedding, *weights):
+        actions, saved = run_chain(
+            c, draws, states, time_embedding, weights, True, low, mish, compiled
+        )
         kept = [saved[name] for name in ("x", "h1", "h2", "h3", "final_inside")]
         per_step = [t for name in ("s1", "s2", "s3", "inside") for t in saved[name]]
         ctx.save_for_backward(states, time_embedding, *weights[0::2], *kept, *per_step)
@@ -181,6 +200,6 @@ class ReverseChain(torch.autograd.Function):
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
         for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low), (h3, g_eps, None)):
             grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
-        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[5] else None
-        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[4] else None
-        return None, None, None, None, grad_states, grad_time, *grads
+        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[6] else None
+        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[5] else None
+        return None, None, None, None, None, grad_states, grad_time, *grads

@@ -38,6 +38,7 @@ class DiffusionPolicy(nn.Module):
         # runs it step by step through ``self.model``, which a compiler can then fuse.
         self.fused_chain = True
         self.mish = mish_with_derivative  # the fused chain's Mish (``dql.kernels``: compiled)
+        self.compiled_chain = None  # or a ``dql.kernels.CompiledChain``: compiled positions
         self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim, members)
         self.coef = diffusion_coefficients(make_betas(beta_schedule, T))
         as_buffer = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
@@ -141,11 +142,26 @@ class DiffusionPolicy(nn.Module):
         low = layers[1].product_dtype  # the hidden layers' (``use_low_precision``)
         if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
             actions = ReverseChain.apply(
-                self.chain_constants, low, self.mish, draws, states, time_embedding, *weights
+                self.chain_constants,
+                low,
+                self.mish,
+                self.compiled_chain,
+                draws,
+                states,
+                time_embedding,
+                *weights,
             )
         else:
             actions = run_chain(
-                self.chain_constants, draws, states, time_embedding, weights, False, low, self.mish
+                self.chain_constants,
+                draws,
+                states,
+                time_embedding,
+                weights,
+                False,
+                low,
+                self.mish,
+                self.compiled_chain,
             )[0]
         return actions.squeeze(0) if plain else actions
 

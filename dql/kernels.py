@@ -1,4 +1,7 @@
-"""Mish and its derivative as fused ``torch.compile`` kernels (``DQLConfig.kernels``).
+"""Compiled kernels for ``DQLConfig.kernels="compiled"``: Mish and its derivative as fused
+``torch.compile`` kernels, and each position of the reverse chain as one compiled call
+(``CompiledChain``, below; the chain's forward only: its backward stays eager, which measured
+as fast).
 
 The eager path (``networks.mish_with_derivative``) makes about ten passes over every
 activation; at Hopper sizes on a CPU that is half of a gradient step. Compiled by inductor
@@ -41,7 +44,7 @@ def _value_and_derivative_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tens
 
 
 # Compiled lazily on first use: nothing is compiled unless the option is on.
-_compiled: dict[str, object] = {}
+_compiled: dict[object, object] = {}
 
 
 # Compiled variants per kernel: rows 1 or more (sizes 0 and 1 are always specialised), an
@@ -50,16 +53,18 @@ _compiled: dict[str, object] = {}
 RECOMPILE_LIMIT = 64
 
 
+def _compile(fn, dynamic: bool | None = None):
+    limit = torch._dynamo.config.recompile_limit
+    torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
+    # dynamic_threads: the kernel asks OpenMP for the thread count at each call, so it
+    # follows dql.threads' policy (by default it would keep the count it was compiled at).
+    return torch.compile(fn, dynamic=dynamic, fullgraph=True, options={"cpp.dynamic_threads": True})
+
+
 def _kernel(name: str):
     if name not in _compiled:
-        limit = torch._dynamo.config.recompile_limit
-        torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
         fn = {"value": _value, "into": _value_and_derivative_into}[name]
-        # dynamic_threads: the kernel asks OpenMP for the thread count at each call, so it
-        # follows dql.threads' policy (by default it would keep the count it was compiled at).
-        _compiled[name] = torch.compile(
-            fn, dynamic=True, fullgraph=True, options={"cpp.dynamic_threads": True}
-        )
+        _compiled[name] = _compile(fn, dynamic=True)
     return _compiled[name]
 
 
@@ -124,3 +129,96 @@ def mish_function(kernels: str, device: torch.device | str = "cpu", low: torch.d
         return mish_with_derivative
     check_compiler(device, (None,) if low is None else (None, low))
     return compiled_mish_with_derivative
+
+
+# ---- the reverse chain, one compiled call per chain position ----
+#
+# A chain position is about 25 operations (four products, three Mish with derivative, the
+# reverse step) on small tensors; in eager PyTorch each costs a dispatch, and at the toy's
+# T = 50 that fixed cost is most of a gradient step. Compiled, a position is one call: the
+# products stay the same library calls, everything between them is three or four fused
+# loops. The step's coefficients come in as a tensor row, so one compiled graph serves all
+# T positions (a Python float would be specialised: one compilation per position).
+
+
+def _mish_value_and_slope(z: torch.Tensor):
+    tanh_sp, s, u, d = _tanh_softplus(z)
+    half_sech = u / d
+    return tanh_sp * z, tanh_sp + 4.0 * (s * z) * (half_sech * half_sech)
+
+
+def _product(a, b, low):
+    """a @ b (batched), from ``low`` copies if given; fp32 either way."""
+    if low is None:
+        return torch.bmm(a, b)
+    return torch.bmm(a.to(low), b.to(low)).float()
+
+
+def _forward_position(
+    x,
+    state_part,
+    time_part,
+    w1_x,
+    b2,
+    w2,
+    b3,
+    w3,
+    b4,
+    w4,
+    noise,
+    coef,
+    kept,
+    *,
+    low,
+    max_action: float,
+):
+    """One chain position x_i -> x_{i-1}, as ``chain.run_chain``'s loop body.
+
+    ``kept``: None, or the (h1, h2, h3) buffers of this position, which receive the layers'
+    outputs (h1, h2 in ``low`` where given, as the eager chain keeps them); the slopes and the
+    clamp mask are returned with the new x then.
+    """
+    recip, recipm1, mean_x0, mean_xt, std = coef.unbind(0)
+    h1, s1 = _mish_value_and_slope(torch.baddbmm(state_part, x, w1_x) + time_part)
+    if low is not None:
+        h1 = h1.to(low)
+    h2, s2 = _mish_value_and_slope(b2.unsqueeze(1) + _product(h1, w2, low))
+    if low is not None:
+        h2 = h2.to(low)
+    h3, s3 = _mish_value_and_slope(b3.unsqueeze(1) + _product(h2, w3, low))
+    eps = torch.baddbmm(b4.unsqueeze(1), h3, w4)
+    x0 = recip * x - recipm1 * eps
+    x_prev = x0.clamp(-max_action, max_action) * mean_x0 + mean_xt * x
+    if noise is not None:
+        x_prev = x_prev + std * noise
+    if kept is None:
+        return x_prev
+    for buffer, h in zip(kept, (h1, h2, h3), strict=True):
+        buffer.copy_(h)
+    inside = ((x0 >= -max_action) & (x0 <= max_action)).to(x.dtype)
+    return x_prev, s1, s2, s3, inside
+
+
+class CompiledChain:
+    """The compiled position functions of one chain (its ``low`` and clamp), and the chain's
+    coefficients as a (T, 5) tensor. Compiled lazily, once per process and setting."""
+
+    def __init__(self, constants, low: torch.dtype | None, device: torch.device | str):
+        c = constants
+        rows = [c.recip, c.recipm1, c.mean_x0, c.mean_xt, c.std]
+        self.coef = torch.tensor(rows, dtype=torch.float32, device=device).T.contiguous()
+        self.low, self.max_action = low, float(c.max_action)
+
+    def forward(self, *args, kept=None):
+        key = ("forward", self.low, self.max_action)
+        if key not in _compiled:
+            low, max_action = self.low, self.max_action
+
+            def forward(*args):
+                return _forward_position(*args, low=low, max_action=max_action)
+
+            _compiled[key] = _compile(forward)
+        return _compiled[key](*args, kept)
+
+    def __deepcopy__(self, memo):  # the EMA actor's copy shares the compiled functions
+        return self
