@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,19 +90,22 @@ class BanditResult:
     config: DQLConfig
     actions: np.ndarray  # sampled from the trained policy
     shares: dict[str, float]
+    train_seconds: float = 0.0  # wall time of the gradient steps (and any compiling)
 
 
 def train_bandit_policy(
     name: str, config: DQLConfig, data: Transitions, num_samples: int = 1000, progress=None
 ) -> BanditResult:
+    started = time.perf_counter()
     agent = DiffusionQL(config, STATE_DIM, 2)
     for metrics in Trainer(agent, DeviceReplay(data)).epochs():
         if progress is not None:
             progress(name, metrics)
+    train_seconds = time.perf_counter() - started
     generator = torch.Generator().manual_seed(config.seed + 1)
     states = torch.zeros(num_samples, STATE_DIM)
     actions = agent.act(states, rule="sample", generator=generator).numpy()
-    return BanditResult(name, config, actions, mode_shares(actions))
+    return BanditResult(name, config, actions, mode_shares(actions), train_seconds)
 
 
 @dataclass(frozen=True)
@@ -192,6 +196,8 @@ def run_toy(
                 shares=summary,
                 quadrant_shares={r.name: quadrant_shares(r.actions) for r in results},
                 mean_action={r.name: r.actions.mean(axis=0).tolist() for r in results},
+                train_seconds={r.name: round(r.train_seconds, 2) for r in results},
+                torch_threads=torch.get_num_threads(),
             ),
             indent=2,
         )

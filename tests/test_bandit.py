@@ -47,6 +47,10 @@ def test_toy_command_writes_plot_and_shares_bc_keeps_all_modes_ql_prefers_the_be
     assert (out / "toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     run = json.loads((out / "run.json").read_text())
     assert run["configs"]["diffusion_ql"]["eta"] == 2.5 and "torch" in run["versions"]
+    # How long each policy trained, and on how many threads.
+    assert set(run["train_seconds"]) == set(summary)
+    assert all(seconds > 0 for seconds in run["train_seconds"].values())
+    assert run["torch_threads"] >= 1
 
     # Diffusion behaviour cloning reproduces all four modes of the data.
     assert min(summary["diffusion_bc"].values()) >= 0.12, summary
