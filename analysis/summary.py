@@ -121,10 +121,11 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
         config = " ".join(f"{c}={_short(row[c])}" for c in searched)
         budget = ""
         if row["source"] != "single":
-            trials = count(int(row.get("search_trials", 0) or 0), "trial")
-            episodes = count(int(row.get("tuning_episodes", 0) or 0), "episode")
+            searched_trials = _whole(row.get("search_trials"))
+            trials = count(searched_trials, "trial")
+            episodes = count(_whole(row.get("tuning_episodes")), "episode")
             worst = row.get("worst_search_last")
-            several = int(row.get("search_trials", 0) or 0) > 1 and not pd.isna(worst)
+            several = searched_trials > 1 and not pd.isna(worst)
             lowest = f"; worst searched config: last {fixed(worst)}" if several else ""
             budget = f" (search: {trials}, {episodes}{lowest})"
         lines.append(
@@ -135,21 +136,38 @@ def _best_per_task(results: Results, selection: Selection) -> list[str]:
     return lines
 
 
+def _whole(value) -> int:
+    """A count from the task table: missing (None or NaN, e.g. no search rows) is 0."""
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
 def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _aggregate(results: Results, selection: Selection) -> list[str]:
+    """IQM and optimality gap over tasks, pooled only among tasks whose normalized scores
+    share references: local-reference tasks (``LOCAL``) apart from the published ones, since
+    a local 100 is not a D4RL 100."""
     scores = run_scores(results, "last", selection)
-    runs = sum(len(v) for v in scores.values())
-    if len(scores) < 1 or runs < 2:
-        return []
-    return [
-        "",
-        f"Across {count(len(scores), 'task')}, {count(runs, 'run')}, last evaluation "
-        "(95% stratified bootstrap):",
-        f"  IQM {iqm_ci(scores)}; optimality gap {optimality_gap_ci(scores)}",
-    ]
+    table = task_table(results, selection)
+    domains = dict(zip(table["task"], table["domain"], strict=True))
+    groups = {
+        "published references": {t: v for t, v in scores.items() if domains.get(t) != LOCAL},
+        "local references": {t: v for t, v in scores.items() if domains.get(t) == LOCAL},
+    }
+    lines = []
+    for label, group in groups.items():
+        runs = sum(len(v) for v in group.values())
+        if len(group) < 1 or runs < 2:
+            continue
+        lines += [
+            "",
+            f"Across {count(len(group), 'task')} with {label}, {count(runs, 'run')}, last "
+            "evaluation (95% stratified bootstrap):",
+            f"  IQM {iqm_ci(group)}; optimality gap {optimality_gap_ci(group)}",
+        ]
+    return lines
 
 
 def _budget_view(results: Results, selection: Selection) -> list[str]:

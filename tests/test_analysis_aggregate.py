@@ -133,3 +133,17 @@ def test_an_extended_sweep_reports_the_confirm_rerun_of_the_configuration_the_se
                 [FakeTrial([[60, 62]], hparams=later)], stage="confirm")  # fmt: skip
     row = task_table(load(str(tmp_path))).iloc[0]
     assert row["source"] == "confirm" and row["eta"] == 2.0 and row["last_mean"] == 61
+
+
+def test_the_summary_pools_local_reference_tasks_apart_from_published_ones(tmp_path):
+    """A local 100 is not a D4RL 100: the IQM over the D4RL tasks is theirs alone."""
+    from analysis.summary import summary_text
+
+    write_sweep(tmp_path, "hopper-medium-v2", [FakeTrial([[10, 20, 30, 40]])], stage="confirm")
+    write_sweep(tmp_path, "walker2d-medium-v2", [FakeTrial([[50, 60, 70, 80]])], stage="confirm")
+    local = [FakeTrial([[90, 95, 100, 100]])]
+    write_sweep(tmp_path, "invertedpendulum-random-local", local, stage="confirm")
+    summary = summary_text(load(str(tmp_path)))
+    published = summary.split("Across 2 tasks with published references, 8 runs")[1]
+    assert published.splitlines()[1].startswith(f"  IQM {(30 + 40 + 50 + 60) / 4:.1f}"), summary
+    assert "Across 1 task with local references, 4 runs" in summary
