@@ -100,7 +100,9 @@ def _add_toy(commands) -> None:
         "--lr", type=float, default=defaults.lr, help="actor and critic rate (released: 3e-4)"
     )
     toy.add_argument("--seed", type=int, default=0)
-    toy.add_argument("--precision", default="fp32", help="fp32, or bf16 (DQLConfig.precision)")
+    toy.add_argument(
+        "--precision", help="fp32 (default), or bf16 (DQLConfig.precision; as --set precision=)"
+    )
     toy.add_argument(
         "--set",
         action="append",
@@ -164,16 +166,20 @@ def _run_collect(args) -> int:
 
 def _run_toy(args) -> int:
     from dql import toy as toy_module
+    from dql.config import ConfigError
     from dql.train import parse_overrides
 
+    overrides = parse_overrides(args.set)
+    if args.precision is not None and "precision" in overrides:
+        raise ConfigError("--precision and --set precision=... both given; give one of them")
     budget = toy_module.ToyBudget(
         bc_steps=args.bc_steps,
         ql_steps=args.ql_steps,
         eta=args.eta,
         T=args.T,
         lr=args.lr,
-        precision=args.precision,
-        overrides=parse_overrides(args.set),
+        precision=args.precision or overrides.pop("precision", "fp32"),
+        overrides=overrides,
     )
     toy_module.run_toy(
         args.out,

@@ -69,3 +69,14 @@ def test_toy_refuses_impossible_budget(tmp_path):
     )
     assert completed.returncode != 0
     assert "T=0" in completed.stderr and not (Path(tmp_path) / "summary.json").exists()
+
+
+def test_toy_refuses_two_precisions_before_training(tmp_path):
+    """--precision and --set precision= both given: one line naming both, nothing written."""
+    command = [sys.executable, "-m", "dql", "toy", "--out", str(tmp_path / "toy")]
+    command += ["--precision", "bf16", "--set", "precision=fp32"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 2, completed.stderr
+    assert "--precision and --set precision=" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "toy").exists()
