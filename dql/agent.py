@@ -18,9 +18,9 @@ import torch
 from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
-from dql.kernels import CompiledChain, mish_function
+from dql.kernels import CompiledChain, check_compiler, compile_forward
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
-from dql.networks import TwinCritic, use_low_precision, use_mish
+from dql.networks import TwinCritic, use_low_precision
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
 from dql.replay import Batch, DeviceReplay
 from dql.threads import revise_threads
@@ -130,17 +130,20 @@ class DiffusionQL:
         low = {"fp32": None, "bf16": torch.bfloat16}[config.precision]
         use_low_precision(self.actor, low)  # and so the EMA actor and target critic below
         use_low_precision(self.critic, low)
-        # Mish eager or compiled (``config.kernels``); compiled, a failure is raised here,
-        # and the chain runs one compiled call per position (``dql.kernels``).
-        self.actor.mish = mish = mish_function(config.kernels, self.device, low)
-        if config.kernels == "compiled":
+        # kernels="compiled" (``dql.kernels``): a missing compiler is raised here; the chain
+        # runs one compiled call per position, and the networks are compiled below.
+        compiled = config.kernels == "compiled"
+        if compiled:
+            check_compiler(self.device)
             self.actor.compiled_chain = CompiledChain(self.actor.chain_constants, low, self.device)
-        use_mish(self.actor, mish)
-        use_mish(self.critic, mish)
         # The EMA actor starts as a copy of the initial actor (released: and stays so until
         # ema_start_step); it is used only for critic targets.
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        if compiled:  # after the copies, so that each network has its own compiled function
+            for network in (self.actor.model, self.critic, self.critic_target):
+                compile_forward(network)
+        self._critic_compiled = compiled
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = _adam(self.critic.parameters(), config.effective_critic_lr)
         # Fixed parameter lists, built once: the hot path reuses them every step.
@@ -229,7 +232,13 @@ class DiffusionQL:
         )
         if cfg.eta > 0:  # a_pi keeps the gradient through all T steps
             new_action = self.actor.sample(batch.state, draws=draws.policy_chain)
+            # Compiled, the critic's backward would form its weight gradients, which this
+            # backward does not want (eager autograd skips them by itself: inputs= below).
+            if self._critic_compiled:
+                self.critic.requires_grad_(False)
             q1_pi, q2_pi = self.critic(batch.state, new_action)
+            if self._critic_compiled:
+                self.critic.requires_grad_(True)
             q_loss = normalised_q_loss(q1_pi, q2_pi, numerator_is_q1=draws.coin)
         else:  # pure diffusion BC: the Q term has no gradient, so it is not computed
             q_loss = torch.zeros(K, device=self.device)

@@ -82,8 +82,8 @@ class DQLConfig:
     # and accumulate in fp32 (AMX on recent Intel CPUs, tensor cores on GPUs); weights,
     # activations, losses, targets and Adam stay fp32 (dql/networks.py, ``MemberLinear``).
     precision: Precision = "fp32"
-    # "compiled": Mish and its derivative (about half of a CPU step at Hopper sizes) run as
-    # fused torch.compile kernels, one memory pass instead of about ten (dql/kernels.py).
+    # "compiled": torch.compile runs each position of the reverse chain's forward as one
+    # call, and the noise predictor, the critic and its target whole (dql/kernels.py).
     # Needs a C++ compiler on CPU (checked before training); agrees with "eager" to float
     # rounding, not bit for bit.
     kernels: Kernels = "eager"

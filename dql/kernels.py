@@ -1,18 +1,19 @@
-"""Compiled kernels for ``DQLConfig.kernels="compiled"``: Mish and its derivative as fused
-``torch.compile`` kernels, and each position of the reverse chain as one compiled call
-(``CompiledChain``, below; the chain's forward only: its backward stays eager, which measured
-as fast).
+"""What ``DQLConfig.kernels="compiled"`` compiles with ``torch.compile`` (inductor's C++ on a
+CPU): each position of the reverse chain's forward pass as one call (``CompiledChain``), and
+the noise predictor, the critic and its target whole, forward and backward
+(``compile_forward``).
 
-The eager path (``networks.mish_with_derivative``) makes about ten passes over every
-activation; at Hopper sizes on a CPU that is half of a gradient step. Compiled by inductor
-(C++ with a vectorising compiler), the same arithmetic is one pass that reads x and writes
-the value (and the derivative). The formulas are the eager ones, so results agree to float
-rounding (a few 1e-7), not bit for bit: the option is off by default.
+Eager, a step at Hopper sizes is some three thousand small operations: Mish and its derivative
+alone make about ten passes over every activation. Compiled, the products stay the same
+library calls and what lies between them becomes a few fused loops. The formulas are the eager
+ones, so results agree to float rounding (a few 1e-7 relative), not bit for bit: the option is
+off by default. The chain's backward stays eager: compiled per position it measured no faster
+at Hopper sizes and slower at the toy's (100 x 128), where a compiled call's own cost (dynamo's
+guards and wrappers, about 100 us here) is as large as the eager work it would replace.
 
-Inputs are viewed as 2-D (rows, elements per row) and compiled with symbolic sizes, so one
-kernel serves every batch and layer shape of a run: a few compilations per process (a few
-seconds each, cached on disk by inductor), none per batch. ``check_compiler`` compiles and
-runs them once, before training, so that a missing C++ compiler is one clear error.
+Each setting compiles once per process (10-20 s on 2 cores the first time, then mostly from
+inductor's disk cache); ``check_compiler`` compiles a small function before training, so that a
+missing C++ compiler is one clear error.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import torch
 
 from dql.config import ConfigError
-from dql.networks import mish_with_derivative
 
 
 def _tanh_softplus(x: torch.Tensor):
@@ -31,25 +31,12 @@ def _tanh_softplus(x: torch.Tensor):
     return (s + s * u) / d, s, u, d
 
 
-def _value(x: torch.Tensor) -> torch.Tensor:
-    return _tanh_softplus(x)[0] * x
-
-
-def _value_and_derivative_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """mish(x) written into ``out`` (in out's dtype); returns d mish / dx in x's dtype."""
-    tanh_sp, s, u, d = _tanh_softplus(x)
-    out.copy_(tanh_sp * x)
-    half_sech = u / d  # sech^2(softplus(x)) = 4 (u / (1 + u^2))^2
-    return tanh_sp + 4.0 * (s * x) * (half_sech * half_sech)
-
-
 # Compiled lazily on first use: nothing is compiled unless the option is on.
 _compiled: dict[object, object] = {}
 
-
-# Compiled variants per kernel: rows 1 or more (sizes 0 and 1 are always specialised), an
-# out buffer contiguous or strided, fp32 or bf16; about 8 in a bf16 run, which is dynamo's
-# default limit per function (past it, fullgraph fails). Bounded, so a higher limit is safe.
+# Graphs per compiled function: a chain's few variants (noise or none, kept or not) per
+# dtype and shape (training batch, evaluation candidates); dynamo's default limit is 8, past
+# which fullgraph fails. Bounded, so a higher limit is safe.
 RECOMPILE_LIMIT = 64
 
 
@@ -61,43 +48,10 @@ def _compile(fn, dynamic: bool | None = None):
     return torch.compile(fn, dynamic=dynamic, fullgraph=True, options={"cpp.dynamic_threads": True})
 
 
-def _kernel(name: str):
-    if name not in _compiled:
-        fn = {"value": _value, "into": _value_and_derivative_into}[name]
-        _compiled[name] = _compile(fn, dynamic=True)
-    return _compiled[name]
-
-
-def _rows(t: torch.Tensor, copy: bool = True) -> torch.Tensor:
-    """t as (rows, elements): members (or 1) by everything else; a view unless ``copy``
-    is allowed and needed. An ``out`` buffer is contiguous, or one chain position's slice
-    (K, n, H) of a (K, T, n, H) buffer: contiguous within each member, so a view either way.
-    """
-    rows = t.shape[0] if t.dim() == 3 else 1
-    return t.reshape(rows, -1) if copy else t.view(rows, -1)
-
-
-# Below this many elements the eager passes are cheaper than calling a compiled kernel: a
-# call costs about 45 us here (guards, wrappers), the eager passes about 3 ns an element and
-# the fused one under 2 (single thread, 2-core KVM guest). The toy's (100, 128) activations
-# stay eager; Hopper's (256, 256) and larger go compiled.
-COMPILED_MIN_ELEMENTS = 1 << 15
-
-
-@torch.no_grad()
-def compiled_mish_with_derivative(
-    x: torch.Tensor, need_derivative: bool = True, out: torch.Tensor | None = None
-):
-    """``networks.mish_with_derivative`` through the compiled kernels: same signature.
-    Small activations (under ``COMPILED_MIN_ELEMENTS``) take the eager function."""
-    if x.numel() < COMPILED_MIN_ELEMENTS:
-        return mish_with_derivative(x, need_derivative, out)
-    x = x.detach()  # one guard fewer: the autograd Function's input may require grad
-    if not need_derivative and out is None:
-        return _kernel("value")(_rows(x)).view(x.shape), None
-    value = x.new_empty(x.shape) if out is None else out
-    derivative = _kernel("into")(_rows(x), _rows(value, copy=False)).view(x.shape)
-    return value, derivative if need_derivative else None
+def compile_forward(module: torch.nn.Module) -> None:
+    """``module.forward`` compiled whole (its products, Mish and their backward), in place.
+    Call it on each network separately: a deep copy would share the compiled function."""
+    module.forward = _compile(module.forward)
 
 
 class KernelCompileError(ConfigError):
@@ -105,14 +59,12 @@ class KernelCompileError(ConfigError):
     input error of the set-up, shown as one line with its fix like any ``ConfigError``."""
 
 
-def check_compiler(device: torch.device | str = "cpu", dtypes=(None,)) -> None:
-    """Compile and run every kernel once on ``device`` (``dtypes``: the value buffers' dtypes,
-    None for fp32), so that a failure surfaces before training; it names the fix."""
-    x = torch.linspace(-6.0, 6.0, 2 * COMPILED_MIN_ELEMENTS, device=device).view(2, 4, -1)
+def check_compiler(device: torch.device | str = "cpu") -> None:
+    """Compile and run a small function on ``device``, so that a failure surfaces before
+    training; it names the fix."""
+    x = torch.linspace(-6.0, 6.0, 64, device=device)
     try:
-        compiled_mish_with_derivative(x, need_derivative=False)
-        for dtype in dtypes:
-            compiled_mish_with_derivative(x, out=torch.empty_like(x, dtype=dtype))
+        _compile(_mish_value_and_slope)(x)
     except Exception as error:  # any compiler failure: name the fix
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise KernelCompileError(
@@ -120,15 +72,6 @@ def check_compiler(device: torch.device | str = "cpu", dtypes=(None,)) -> None:
             f"({type(error).__name__}: {first_line[:200]}); install a C++ compiler "
             "(e.g. g++) or train with --set kernels=eager"
         ) from error
-
-
-def mish_function(kernels: str, device: torch.device | str = "cpu", low: torch.dtype | None = None):
-    """The Mish-with-derivative function for ``DQLConfig.kernels``; "compiled" is checked
-    here (``check_compiler``, for fp32 and the ``low`` activations the chain keeps)."""
-    if kernels == "eager":
-        return mish_with_derivative
-    check_compiler(device, (None,) if low is None else (None, low))
-    return compiled_mish_with_derivative
 
 
 # ---- the reverse chain, one compiled call per chain position ----

@@ -1,6 +1,6 @@
-"""kernels="compiled": Mish and its derivative as fused torch.compile kernels.
+"""kernels="compiled": the chain's positions and the networks compiled with torch.compile.
 
-The first compile in a fresh process takes about 10 s per kernel on 2 cores; the tests share
+The first compile in a fresh process takes 10-20 s per function on 2 cores; the tests share
 one process's kernels, and inductor caches them on disk for later runs.
 """
 
@@ -10,14 +10,11 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import random_transitions, tiny_config
 from dql.agent import METRIC_NAMES
 from dql.config import ConfigError, DQLConfig
 from dql.ensemble import SeedEnsemble
-from dql.kernels import compiled_mish_with_derivative
-from dql.networks import mish_with_derivative
 from dql.replay import DeviceReplay
 from dql.run import TrainingRun, prepare_bandit
 
@@ -27,35 +24,18 @@ def test_unknown_kernels_are_one_clear_error():
         DQLConfig(kernels="fused")
 
 
-def test_compiled_mish_matches_eager_in_value_derivative_and_the_out_buffer():
-    """Both tails and the middle; value-only, into a strided slice, and into bf16."""
-    x = torch.linspace(-30.0, 30.0, 3 * 7 * 4096).view(3, 7, 4096)  # over the size threshold
-    want_value, want_slope = mish_with_derivative(x)
-    value, none = compiled_mish_with_derivative(x, need_derivative=False)
-    assert none is None
-    torch.testing.assert_close(value, want_value, rtol=1e-6, atol=1e-6)
-    buffer = torch.zeros(3, 4, 7, 4096)  # a chain's (K, T, n, H) buffer: position 2 of 4
-    value, slope = compiled_mish_with_derivative(x, out=buffer[:, 2])
-    assert value.data_ptr() == buffer[:, 2].data_ptr()
-    torch.testing.assert_close(buffer[:, 2], want_value, rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(slope, want_slope, rtol=1e-6, atol=1e-6)
-    assert not buffer[:, [0, 1, 3]].any()  # nothing written outside the slice
-    low = torch.empty(3, 7, 4096, dtype=torch.bfloat16)
-    compiled_mish_with_derivative(x, out=low)
-    torch.testing.assert_close(low, want_value.to(torch.bfloat16), rtol=0, atol=0)
-
-
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_compiled_kernels_train_as_eager_step_by_step(precision):
     """Two stacked members, max-Q backup, 20 steps: every step's losses agree with eager.
 
-    Width and batch 128: activations of 2 x 128 x 128, at the size from which kernels compile.
-    fp32: the kernels differ from eager by float rounding (measured: at most 4e-7 relative in
-    any metric over the 20 steps, grad norms included), so 1e-5 fails on any wrong value or
-    derivative. bf16: a rounding difference can flip a bfloat16 rounding of a kept activation
-    (2^-8 relative), so the losses are held to bf16's tolerance in test_precision.py (they
-    differed by at most 1.2e-3 relative); grad norms, one of which moved 10% in one step,
-    are left to the fp32 case.
+    Compiled are the chain's positions, the noise predictor (BC loss) and the critic and its
+    target (forward and backward); the critic is frozen for the Q term. fp32: they differ
+    from eager by float rounding (measured: at most 4e-7 relative in any metric over the 20
+    steps, grad norms included), so 1e-5 fails on any wrong value or derivative. bf16: a
+    rounding difference can flip a bfloat16 rounding of a kept activation (2^-8 relative),
+    so the losses are held to bf16's tolerance in test_precision.py (they differed by at
+    most 1.2e-3 relative); grad norms, one of which moved 10% in one step, are left to the
+    fp32 case.
     """
     data = DeviceReplay(random_transitions(n=500, obs_dim=4, act_dim=2, seed=3))
     config = tiny_config(hidden_dim=128, batch_size=128, max_q_backup=True, max_q_backup_samples=3)
