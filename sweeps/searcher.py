@@ -46,6 +46,7 @@ class TaskSearcher(Searcher):
         seed: int,
         max_concurrent: int | None = None,
         max_concurrent_per_task: int | None = None,
+        round_name: str = "",
     ):
         super().__init__(metric=METRIC, mode="max")
         self._tasks = {t.task: t for t in tasks}
@@ -57,6 +58,7 @@ class TaskSearcher(Searcher):
         self._live: dict[str, dict[str, Any]] = {}  # Tune trial id -> task, stage, number
         self._studies: dict[str, Any] = {}  # opened lazily; never pickled
         self._orphans: dict[str, list[int]] | None = None
+        self._round = round_name  # each asked trial carries it (studies.ROUND)
 
     # ------------------------------------------------------------ Tune's interface
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -136,6 +138,8 @@ class TaskSearcher(Searcher):
             params = dict(frozen.params)
         elif studies.asked(study) < studies.planned(study):
             asked = study.ask(self._space)
+            if getattr(self, "_round", ""):  # a searcher pickled before rounds were tagged
+                asked.set_user_attr(studies.ROUND, self._round)
             asked.set_user_attr("tune_trial_id", trial_id)
             number, params = asked.number, dict(asked.params)
         else:

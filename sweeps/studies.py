@@ -19,6 +19,7 @@ from sweeps import layout
 JOURNAL = "optuna.journal"
 PLANNED = "planned_search_trials"  # study user attribute: the search trials this task gets
 CONFIRMED = "confirmed_configurations"  # study user attribute: searched values rerun so far
+ROUND = "round"  # trial user attribute: the round (Tune experiment) that asked for it
 
 
 _OPENED: dict[str, Any] = {}  # one storage object per URL and process (a journal replays
@@ -142,3 +143,16 @@ def confirm_pending(study, confirm: int) -> dict[str, Any] | None:
     if best is None or best in confirmed(study):
         return None
     return best
+
+
+def ended_in_round(study, round_name: str) -> dict[str, Any]:
+    """Tune trial id -> the study trial, for every search trial of this round that the study
+    has seen end. A trial asked before trials carried their round (``ROUND``) is listed too;
+    the caller keeps it only if its folder is in this round's experiment."""
+    return {
+        trial.user_attrs["tune_trial_id"]: trial
+        for trial in study.get_trials(deepcopy=False)
+        if trial.state.name in FINISHED_STATES
+        and "tune_trial_id" in trial.user_attrs
+        and trial.user_attrs.get(ROUND, round_name) == round_name
+    }

@@ -161,8 +161,8 @@ def test_fractional_gpu_trials_run_on_both_workers_never_on_the_head(
     assert all(row["device"] == "cpu" for row in rows)  # no CUDA here: the CPU fallback
 
 
-def _driver(args, cwd=ROOT, script=LOCOMOTION):
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+def _driver(args, cwd=ROOT, script=LOCOMOTION, **environment):
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", **environment}
     return subprocess.Popen(
         [sys.executable, str(script), *args],
         cwd=cwd,
@@ -278,6 +278,66 @@ def test_an_interrupted_sweep_resumes_to_the_planned_number_of_trials(
     params = [json.loads(p.read_text()) for p in experiment.glob("*/params.json")]
     searched = {(p["eta"], p["T"], p["actor_lr"]) for p in params}
     assert len(params) == len(searched) == 4  # no configuration run twice
+
+
+def stored_trials(sweep: Path, study: str) -> list:
+    """The trials of a sweep's study, read afresh from its Optuna journal."""
+    import optuna
+
+    backend = optuna.storages.journal.JournalFileBackend(str(sweep / "optuna.journal"))
+    storage = optuna.storages.JournalStorage(backend)
+    return optuna.load_study(study_name=study, storage=storage).get_trials()
+
+
+def _wait_for_a_trial_ended_after_the_snapshot(sweep: Path, study: str, timeout=120) -> str:
+    """The Tune id of a trial its study has seen end but Tune's saved experiment state (in
+    the experiment folder, what a restore reads) does not name."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        saved = "".join(p.read_text() for p in (sweep / "sweep").glob("experiment_state-*.json"))
+        if saved and (sweep / "optuna.journal").is_file():
+            for trial in stored_trials(sweep, study):
+                trial_id = trial.user_attrs.get("tune_trial_id")
+                if trial.state.name == "COMPLETE" and trial_id and trial_id not in saved:
+                    return trial_id
+        time.sleep(0.2)
+    raise AssertionError(f"no trial of {study} ended unknown to Tune after {timeout} s")
+
+
+def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume(
+    cluster, hopper_file, tmp_path
+):
+    head_cluster, _ = cluster
+    args = sweep_args(
+        hopper_file, tmp_path, "race",
+        "--num-samples", "3", "--seeds", "1", "--epochs", "1", "--max-concurrent", "1",
+        "--address", head_cluster.address,
+    )  # fmt: skip
+    # Tune snapshots the experiment at its first step, then once an hour or after a trial's
+    # second checkpoint: one-epoch trials after the first all end unknown to the snapshot.
+    # The race of a kill in the second after a trial's end, made as wide as a trial.
+    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")
+    stray = _wait_for_a_trial_ended_after_the_snapshot(tmp_path / "race", "race/hopper-medium-v2")
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    experiment = tmp_path / "race" / "sweep"
+    folder = next(experiment.glob(f"trial_*_{stray}_*"))  # its checkpoint reached storage
+    resumed = _driver([*args, "--resume"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+
+    trials = stored_trials(tmp_path / "race", "race/hopper-medium-v2")
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    statuses = statuses_of(experiment)
+    assert set(statuses) == {t.user_attrs["tune_trial_id"] for t in trials}  # stray included
+    assert statuses[stray]["trial_dir"] == folder.name
+    assert all(s["status"] == "finished" for s in statuses.values())
+    # Its folder is kept and read once: one row per trial, the stray's the score its study has.
+    loaded = load_rows([str(tmp_path / "race")])
+    assert sorted(loaded["trial_id"]) == sorted(statuses) and list(loaded["epoch"]) == [1, 1, 1]
+    value = next(t.value for t in trials if t.user_attrs["tune_trial_id"] == stray)
+    assert loaded.set_index("trial_id").loc[stray, "normalized_score"] == pytest.approx(value)
+    assert folder.is_dir() and len([t for t in experiment.glob("trial_*") if t.is_dir()]) == 3
 
 
 def test_a_diverging_trial_is_labelled_and_the_sweep_finishes(cluster, hopper_file, tmp_path):
