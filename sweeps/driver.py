@@ -18,6 +18,7 @@ from sweeps.plan import Plan
 from sweeps.space import SweepInputError
 from sweeps.status import (
     ended_after_snapshot,
+    last_row,
     read_trial_status,
     statuses_of,
     write_trial_status,
@@ -144,15 +145,19 @@ def remove_orphans(experiment_path: str, statuses: dict[str, Any]) -> None:
     """Delete trial folders Tune does not know whose task and searched values a known trial
     has as well: trials started after Tune's last snapshot before the driver died, whose
     study trial was handed out again and rerun from the start. Their partial copies would
-    count twice in the analysis. Any other unknown folder is left as it is."""
+    count twice in the analysis. A folder holding only checkpoints (Tune had not copied its
+    params.json) says who it is by its last row. Any other unknown folder is left as it is."""
     fs, _ = layout.filesystem(experiment_path)
     folders = layout.trial_folders(experiment_path)
 
     def identity(info) -> tuple | None:
+        path = f"{experiment_path}/{info.base_name}"
         try:
-            config = layout.read_json(f"{experiment_path}/{info.base_name}/params.json")
+            config = layout.read_json(f"{path}/params.json")
         except (OSError, ValueError):
             return None
+        if config is None and (row := last_row(path)):
+            config = {"task": row.get("task"), "stage": row.get("stage"), **row.get("hparams", {})}
         if not isinstance(config, dict):
             return None
         return tuple(config.get(k) for k in ("task", "stage", "eta", "T", "actor_lr"))

@@ -98,7 +98,7 @@ def ended_after_snapshot(
         if trial_id in known or (folder is None and ROUND not in trial.user_attrs):
             continue
         path = f"{experiment_path}/{folder}" if folder else ""
-        last = _last_row(path) if folder else {}
+        last = last_row(path) if folder else {}
         result = SimpleNamespace(
             path=path, config={"task": task, "stage": "search"}, metrics=last, error=None
         )
@@ -113,7 +113,7 @@ def ended_after_snapshot(
     return out
 
 
-def _last_row(trial_path: str) -> dict[str, Any]:
+def last_row(trial_path: str) -> dict[str, Any]:
     """A trial's last row: from its newest checkpoint's rows.jsonl (every row it made, which
     reaches storage with each report), else from Tune's result.json."""
     from sweeps.trainable import ROWS_FILE

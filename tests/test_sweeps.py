@@ -289,19 +289,35 @@ def stored_trials(sweep: Path, study: str) -> list:
     return optuna.load_study(study_name=study, storage=storage).get_trials()
 
 
-def _wait_for_a_trial_ended_after_the_snapshot(sweep: Path, study: str, timeout=120) -> str:
-    """The Tune id of a trial its study has seen end but Tune's saved experiment state (in
-    the experiment folder, what a restore reads) does not name."""
-    deadline = time.time() + timeout
+def _wait_for_a_trial_unknown_to_the_snapshot(sweep: Path, study: str, state: str) -> str:
+    """The Tune id of a study trial in ``state`` (COMPLETE, or RUNNING with a checkpoint in
+    storage) that Tune's saved experiment state, what a restore reads, does not name."""
+    deadline = time.time() + 120
     while time.time() < deadline:
         saved = "".join(p.read_text() for p in (sweep / "sweep").glob("experiment_state-*.json"))
         if saved and (sweep / "optuna.journal").is_file():
             for trial in stored_trials(sweep, study):
                 trial_id = trial.user_attrs.get("tune_trial_id")
-                if trial.state.name == "COMPLETE" and trial_id and trial_id not in saved:
+                checkpoint = f"sweep/trial_*_{trial_id}_*/checkpoint_*/rows.jsonl"
+                if (
+                    trial.state.name == state
+                    and trial_id not in saved
+                    and (state == "COMPLETE" or any(sweep.glob(checkpoint)))
+                ):
                     return trial_id
         time.sleep(0.2)
-    raise AssertionError(f"no trial of {study} ended unknown to Tune after {timeout} s")
+    raise AssertionError(f"no {state} trial of {study} unknown to Tune's snapshot after 120 s")
+
+
+def _kill_and_forget_staging(driver, head_cluster, trial_id: str) -> None:
+    """SIGKILL the driver and delete what it staged for storage but had not copied there
+    (Tune copies it at its next snapshot): a driver resumed on a new Ray session, as after
+    a local Ray that died with it, finds none of it, only what reached storage."""
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    artifacts = Path(head_cluster.head_node.get_session_dir_path()) / "artifacts"
+    for staged in artifacts.glob(f"*/sweep/driver_artifacts/trial_*_{trial_id}_*"):
+        shutil.rmtree(staged.parents[1])
 
 
 def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume(
@@ -317,11 +333,13 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume
     # second checkpoint: one-epoch trials after the first all end unknown to the snapshot.
     # The race of a kill in the second after a trial's end, made as wide as a trial.
     driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")
-    stray = _wait_for_a_trial_ended_after_the_snapshot(tmp_path / "race", "race/hopper-medium-v2")
-    driver.send_signal(signal.SIGKILL)
-    driver.wait()
+    stray = _wait_for_a_trial_unknown_to_the_snapshot(
+        tmp_path / "race", "race/hopper-medium-v2", "COMPLETE"
+    )
+    _kill_and_forget_staging(driver, head_cluster, stray)
     experiment = tmp_path / "race" / "sweep"
-    folder = next(experiment.glob(f"trial_*_{stray}_*"))  # its checkpoint reached storage
+    folder = next(experiment.glob(f"trial_*_{stray}_*"))  # only its checkpoint reached storage
+    assert [f.name for f in folder.iterdir()] == ["checkpoint_000000"]
     resumed = _driver([*args, "--resume"])
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output
@@ -338,6 +356,39 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume
     value = next(t.value for t in trials if t.user_attrs["tune_trial_id"] == stray)
     assert loaded.set_index("trial_id").loc[stray, "normalized_score"] == pytest.approx(value)
     assert folder.is_dir() and len([t for t in experiment.glob("trial_*") if t.is_dir()]) == 3
+
+
+def test_a_trial_cut_off_before_tunes_first_snapshot_of_it_is_rerun_and_counted_once(
+    cluster, hopper_file, tmp_path
+):
+    head_cluster, _ = cluster
+    args = sweep_args(
+        hopper_file, tmp_path, "cut",
+        "--num-samples", "2", "--seeds", "1", "--epochs", "2", "--grace-period", "2",
+        "--steps-per-epoch", "150", "--max-concurrent", "1", "--address", head_cluster.address,
+    )  # fmt: skip
+    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")  # as in the test above
+    cut = _wait_for_a_trial_unknown_to_the_snapshot(
+        tmp_path / "cut", "cut/hopper-medium-v2", "RUNNING"
+    )
+    _kill_and_forget_staging(driver, head_cluster, cut)
+    experiment = tmp_path / "cut" / "sweep"
+    first = next(experiment.glob(f"trial_*_{cut}_*"))
+    resumed = _driver([*args, "--resume"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
+
+    # Its study trial was handed out again and rerun under a new Tune id; the first copy,
+    # which holds only checkpoints, is removed, so the analysis counts each trial once.
+    trials = stored_trials(tmp_path / "cut", "cut/hopper-medium-v2")
+    assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
+    statuses = statuses_of(experiment)
+    assert set(statuses) == {t.user_attrs["tune_trial_id"] for t in trials} and cut not in statuses
+    assert not first.exists()
+    loaded = load_rows([str(tmp_path / "cut")])
+    assert sorted(loaded["trial_id"].unique()) == sorted(statuses)
+    epochs = loaded.groupby("trial_id")["epoch"].apply(list).to_dict()
+    assert epochs == {trial_id: [1, 2] for trial_id in statuses}
 
 
 def test_a_diverging_trial_is_labelled_and_the_sweep_finishes(cluster, hopper_file, tmp_path):
