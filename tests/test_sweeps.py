@@ -243,11 +243,6 @@ def test_an_interrupted_sweep_resumes_to_the_planned_number_of_trials(
         "1",
         "--epochs",
         "4",
-        # No early stops: the kill after 3 rows then falls inside the first trial. A kill in
-        # the second between a trial's end (told to its study) and Tune's next snapshot loses
-        # that trial from trial_status.json on resume: a known bug, not what this tests.
-        "--grace-period",
-        "4",
         "--max-concurrent",
         "1",
         "--address",
