@@ -130,12 +130,12 @@ def _task_study(plan: Plan, store: studies.StudyStore, task: str):
     return store.study(studies.study_name(plan.name, task), plan.optuna_seed, create=False)
 
 
-def _ended(plan: Plan, store: studies.StudyStore) -> dict[str, tuple[str, Any]]:
-    """Tune trial id -> task and study trial: this round's search trials that have ended."""
+def _ended(plan: Plan, store: studies.StudyStore) -> dict[str, dict[str, Any]]:
+    """Tune trial id -> task, stage...: this round's trials whose end the studies recorded."""
     return {
-        trial_id: (task, trial)
+        trial_id: {"task": task, **ended}
         for task in plan.tasks
-        for trial_id, trial in studies.ended_in_round(
+        for trial_id, ended in studies.ended_in_round(
             _task_study(plan, store, task), plan.round
         ).items()
     }

@@ -9,7 +9,9 @@ Resume: the Optuna storage is the record of what each study asked and learned; T
 snapshot of this searcher (``save``/``restore``) only says which Tune trial runs which
 Optuna trial. A study trial that is still RUNNING but that no Tune trial owns after a
 restore (asked for after Tune's last snapshot) is handed out again before anything new is
-asked, so a killed driver neither loses nor adds trials.
+asked, so a killed driver neither loses nor adds trials. A trial that ended after Tune's
+last snapshot (its study, or for a confirm trial its ``studies.CONFIRM_TRIAL`` record, says
+so) is not asked again: the driver lists it from its folder (``status.ended_after_snapshot``).
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class TaskSearcher(Searcher):
             return
         study = self._study(entry["task"])
         if entry["stage"] == "confirm":
-            done = studies.confirmed(study)
-            study.set_user_attr(studies.CONFIRMED, [*done, entry["params"]])
+            ended = {"params": entry["params"], "round": getattr(self, "_round", "")}
+            study.set_user_attr(f"{studies.CONFIRM_TRIAL}{trial_id}", {**ended, "failed": error})
             return
         tell_result(study, entry["number"], trial_id, result, error)
 

@@ -74,36 +74,34 @@ def _names(folder: str, trial_id: str) -> bool:
 
 def ended_after_snapshot(
     experiment_path: str,
-    ended: dict[str, tuple[str, Any]],
+    ended: dict[str, dict[str, Any]],
     known: dict[str, Any],
     planned_epochs: int,
 ) -> dict[str, Any]:
-    """Entries for the search trials that their study saw end (``ended``: Tune trial id ->
-    task and study trial) but that Tune's restored experiment does not hold (``known``).
+    """Entries for the trials whose end their study recorded (``ended``: Tune trial id ->
+    task, stage, failed, tagged; ``studies.ended_in_round``) but that Tune's restored
+    experiment does not hold (``known``).
 
     The driver was killed between a trial's end, told to its study, and Tune's next
     snapshot: the study counts the trial, so the searcher asks nothing in its place, and
     Tune neither reruns nor lists it. The trial did run to its end, and its folder holds
     every row it made (each checkpoint's rows.jsonl), so it is recorded from that folder,
     once, rather than rerun: a replacement would cost a trial's compute and leave the study
-    with a finished trial it could not un-count. A trial asked before trials carried their
+    with a finished trial it could not un-count. A trial from before trials carried their
     round is taken only if its folder is in this experiment (it may be an earlier round's).
     """
-    from sweeps.studies import ROUND
-
     folders = {info.base_name for info in layout.trial_folders(experiment_path)}
     out: dict[str, Any] = {}
-    for trial_id, (task, trial) in ended.items():
+    for trial_id, trial in ended.items():
         folder = next((name for name in sorted(folders) if _names(name, trial_id)), None)
-        if trial_id in known or (folder is None and ROUND not in trial.user_attrs):
+        if trial_id in known or (folder is None and not trial["tagged"]):
             continue
         path = f"{experiment_path}/{folder}" if folder else ""
         last = last_row(path) if folder else {}
-        result = SimpleNamespace(
-            path=path, config={"task": task, "stage": "search"}, metrics=last, error=None
-        )
+        config = {"task": trial["task"], "stage": trial["stage"]}
+        result = SimpleNamespace(path=path, config=config, metrics=last, error=None)
         entry = trial_status(result, planned_epochs)
-        if trial.user_attrs.get("status") == "failed" or not last:
+        if trial["failed"] or not last:
             error = layout.read_text(f"{path}/error.txt") if folder else None
             lines = (error or "").strip().splitlines() or [
                 "its error was lost: the driver was killed before Tune recorded the trial"

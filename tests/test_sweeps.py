@@ -275,44 +275,67 @@ def test_an_interrupted_sweep_resumes_to_the_planned_number_of_trials(
     assert len(params) == len(searched) == 4  # no configuration run twice
 
 
-def stored_trials(sweep: Path, study: str) -> list:
-    """The trials of a sweep's study, read afresh from its Optuna journal."""
+def stored_study(sweep: Path, name: str):
+    """A sweep's study, read afresh from its Optuna journal."""
     import optuna
 
     backend = optuna.storages.journal.JournalFileBackend(str(sweep / "optuna.journal"))
-    storage = optuna.storages.JournalStorage(backend)
-    return optuna.load_study(study_name=study, storage=storage).get_trials()
+    return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
 
 
 def _wait_for_a_trial_unknown_to_the_snapshot(sweep: Path, study: str, state: str) -> str:
-    """The Tune id of a study trial in ``state`` (COMPLETE, or RUNNING with a checkpoint in
-    storage) that Tune's saved experiment state, what a restore reads, does not name."""
+    """The Tune id of a trial in ``state`` (a study trial COMPLETE, or RUNNING with a
+    checkpoint in storage; or a confirm trial the study records as CONFIRMED) that Tune's
+    saved experiment state, what a restore reads, does not name."""
     deadline = time.time() + 120
     while time.time() < deadline:
         saved = "".join(p.read_text() for p in (sweep / "sweep").glob("experiment_state-*.json"))
         if saved and (sweep / "optuna.journal").is_file():
-            for trial in stored_trials(sweep, study):
-                trial_id = trial.user_attrs.get("tune_trial_id")
+            found = stored_study(sweep, study)
+            trials = [(t.user_attrs.get("tune_trial_id"), t.state.name) for t in found.trials]
+            trials += [
+                (key.removeprefix("confirm_trial:"), "CONFIRMED")
+                for key in found.user_attrs
+                if key.startswith("confirm_trial:")
+            ]
+            for trial_id, now in trials:
                 checkpoint = f"sweep/trial_*_{trial_id}_*/checkpoint_*/rows.jsonl"
                 if (
-                    trial.state.name == state
+                    now == state
                     and trial_id not in saved
-                    and (state == "COMPLETE" or any(sweep.glob(checkpoint)))
+                    and (state != "RUNNING" or any(sweep.glob(checkpoint)))
                 ):
                     return trial_id
         time.sleep(0.2)
     raise AssertionError(f"no {state} trial of {study} unknown to Tune's snapshot after 120 s")
 
 
-def _kill_and_forget_staging(driver, head_cluster, trial_id: str) -> None:
-    """SIGKILL the driver and delete what it staged for storage but had not copied there
-    (Tune copies it at its next snapshot): a driver resumed on a new Ray session, as after
-    a local Ray that died with it, finds none of it, only what reached storage."""
+def _kill_at_a_trial_unknown_to_the_snapshot(args, head_cluster, sweep: Path, state: str) -> str:
+    """Run the driver until a trial of hopper-medium-v2 is in ``state`` but unknown to
+    Tune's saved state, SIGKILL it there, and return that trial's Tune id.
+
+    Tune snapshots the experiment at its first step, then once an hour (set here) or after
+    a trial's second checkpoint: trials asked after the first run unknown to the snapshot,
+    so the race of a kill in the second after a trial's end is as wide as a trial. What the
+    driver staged for storage but had not copied there (at its next snapshot) is deleted: a
+    driver resumed on a new Ray session, as after a local Ray that died with it, finds none
+    of it, only what reached storage."""
+    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")
+    trial_id = _wait_for_a_trial_unknown_to_the_snapshot(
+        sweep, f"{sweep.name}/hopper-medium-v2", state
+    )
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     artifacts = Path(head_cluster.head_node.get_session_dir_path()) / "artifacts"
     for staged in artifacts.glob(f"*/sweep/driver_artifacts/trial_*_{trial_id}_*"):
         shutil.rmtree(staged.parents[1])
+    return trial_id
+
+
+def _resume(args) -> None:
+    resumed = _driver([*args, "--resume"])
+    output, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, output
 
 
 def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume(
@@ -324,22 +347,15 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume
         "--num-samples", "3", "--seeds", "1", "--epochs", "1", "--max-concurrent", "1",
         "--address", head_cluster.address,
     )  # fmt: skip
-    # Tune snapshots the experiment at its first step, then once an hour or after a trial's
-    # second checkpoint: one-epoch trials after the first all end unknown to the snapshot.
-    # The race of a kill in the second after a trial's end, made as wide as a trial.
-    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")
-    stray = _wait_for_a_trial_unknown_to_the_snapshot(
-        tmp_path / "race", "race/hopper-medium-v2", "COMPLETE"
+    stray = _kill_at_a_trial_unknown_to_the_snapshot(
+        args, head_cluster, tmp_path / "race", "COMPLETE"
     )
-    _kill_and_forget_staging(driver, head_cluster, stray)
     experiment = tmp_path / "race" / "sweep"
     folder = next(experiment.glob(f"trial_*_{stray}_*"))  # only its checkpoint reached storage
     assert [f.name for f in folder.iterdir()] == ["checkpoint_000000"]
-    resumed = _driver([*args, "--resume"])
-    output, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, output
+    _resume(args)
 
-    trials = stored_trials(tmp_path / "race", "race/hopper-medium-v2")
+    trials = stored_study(tmp_path / "race", "race/hopper-medium-v2").trials
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     statuses = statuses_of(experiment)
     assert set(statuses) == {t.user_attrs["tune_trial_id"] for t in trials}  # stray included
@@ -362,20 +378,14 @@ def test_a_trial_cut_off_before_tunes_first_snapshot_of_it_is_rerun_and_counted_
         "--num-samples", "2", "--seeds", "1", "--epochs", "2", "--grace-period", "2",
         "--steps-per-epoch", "150", "--max-concurrent", "1", "--address", head_cluster.address,
     )  # fmt: skip
-    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")  # as in the test above
-    cut = _wait_for_a_trial_unknown_to_the_snapshot(
-        tmp_path / "cut", "cut/hopper-medium-v2", "RUNNING"
-    )
-    _kill_and_forget_staging(driver, head_cluster, cut)
+    cut = _kill_at_a_trial_unknown_to_the_snapshot(args, head_cluster, tmp_path / "cut", "RUNNING")
     experiment = tmp_path / "cut" / "sweep"
     first = next(experiment.glob(f"trial_*_{cut}_*"))
-    resumed = _driver([*args, "--resume"])
-    output, _ = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, output
+    _resume(args)
 
     # Its study trial was handed out again and rerun under a new Tune id; the first copy,
     # which holds only checkpoints, is removed, so the analysis counts each trial once.
-    trials = stored_trials(tmp_path / "cut", "cut/hopper-medium-v2")
+    trials = stored_study(tmp_path / "cut", "cut/hopper-medium-v2").trials
     assert len(trials) == 2 and all(t.state.name == "COMPLETE" for t in trials)
     statuses = statuses_of(experiment)
     assert set(statuses) == {t.user_attrs["tune_trial_id"] for t in trials} and cut not in statuses
@@ -384,6 +394,40 @@ def test_a_trial_cut_off_before_tunes_first_snapshot_of_it_is_rerun_and_counted_
     assert sorted(loaded["trial_id"].unique()) == sorted(statuses)
     epochs = loaded.groupby("trial_id")["epoch"].apply(list).to_dict()
     assert epochs == {trial_id: [1, 2] for trial_id in statuses}
+
+
+def test_a_confirm_trial_that_ended_after_tunes_last_snapshot_is_recorded_once(
+    cluster, hopper_file, tmp_path
+):
+    head_cluster, _ = cluster
+    args = sweep_args(
+        hopper_file, tmp_path, "conf",
+        "--num-samples", "1", "--seeds", "1", "--epochs", "1", "--confirm", "1",
+        "--max-concurrent", "1", "--address", head_cluster.address,
+    )  # fmt: skip
+    # A second task keeps the sweep going after the first task's confirm trial (the end of
+    # the sweep snapshots Tune's state at once).
+    tasks = ["--tasks", ",".join(THREE_TASKS[:2]), "--data", f"{THREE_TASKS[1]}={hopper_file}"]
+    args = [*args, *tasks]
+    stray = _kill_at_a_trial_unknown_to_the_snapshot(
+        args, head_cluster, tmp_path / "conf", "CONFIRMED"
+    )
+    _resume(args)
+
+    experiment = tmp_path / "conf" / "sweep"
+    statuses = statuses_of(experiment)
+    assert sorted(s["stage"] for s in statuses.values()) == [
+        "confirm",
+        "confirm",
+        "search",
+        "search",
+    ]
+    assert statuses[stray]["stage"] == "confirm" and statuses[stray]["status"] == "finished"
+    assert len(list(experiment.glob("trial_*-confirm*"))) == 2  # none confirmed twice
+    loaded = load_rows([str(tmp_path / "conf")])
+    assert sorted(loaded["trial_id"]) == sorted(statuses)
+    assert set(loaded.loc[loaded["trial_id"] == stray, "seed"]) == {1000}
+    assert (tmp_path / "conf" / "results_table.tex").is_file()
 
 
 def test_a_diverging_trial_is_labelled_and_the_sweep_finishes(cluster, hopper_file, tmp_path):
