@@ -114,12 +114,14 @@ def _read_path(path: str) -> list[tuple[list[dict], dict]]:
     for file in files:
         folder, _, name = file.rpartition("/")
         folders.setdefault(folder, set()).add(name)
+    for folder in checkpoint_rows:  # a trial whose only record is its checkpoint: the
+        folders.setdefault(folder, set())  # driver died before Tune copied its other files
     out = []
     for folder in sorted(folders):
         names = folders[folder]
         if TRAIN_ROWS in names:
             out.append(_read_train_run(fs, folder, unstrip(path, fs, folder)))
-        elif TUNE_ROWS in names or "params.json" in names:
+        elif TUNE_ROWS in names or "params.json" in names or folder in checkpoint_rows:
             experiment = folder.rpartition("/")[0]
             statuses = _status_file(fs, experiment, folders.get(experiment, set()))
             trial = _read_tune_trial(

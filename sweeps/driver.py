@@ -16,7 +16,13 @@ from typing import Any
 from sweeps import layout, studies
 from sweeps.plan import Plan
 from sweeps.space import SweepInputError
-from sweeps.status import read_trial_status, statuses_of, write_trial_status
+from sweeps.status import (
+    ended_after_snapshot,
+    last_row,
+    read_trial_status,
+    statuses_of,
+    write_trial_status,
+)
 
 INTERRUPTED = 130  # the shell's code for a run ended by Ctrl-C
 
@@ -39,6 +45,9 @@ def run(plan: Plan, argv: list[str]) -> int:
     tuner = _restored_tuner(plan) if plan.resume else _new_tuner(plan, store)
     results = tuner.fit()
     statuses, cut_off = statuses_of(results, plan.experiment_path, plan.epochs)
+    statuses.update(
+        ended_after_snapshot(plan.experiment_path, _ended(plan, store), statuses, plan.epochs)
+    )
     complete = cut_off == 0 and all(_task_done(plan, store, task) for task in plan.tasks)
     before = read_trial_status(plan.experiment_path)
     if not write_trial_status(plan.experiment_path, statuses):
@@ -113,31 +122,43 @@ def record_round(plan: Plan, store: studies.StudyStore, complete: bool) -> None:
 
 
 def _task_done(plan: Plan, store: studies.StudyStore, task: str) -> bool:
-    study = store.study(studies.study_name(plan.name, task), plan.optuna_seed, create=False)
+    study = _task_study(plan, store, task)
     return studies.search_complete(study) and studies.confirm_pending(study, plan.confirm) is None
+
+
+def _task_study(plan: Plan, store: studies.StudyStore, task: str):
+    return store.study(studies.study_name(plan.name, task), plan.optuna_seed, create=False)
+
+
+def _ended(plan: Plan, store: studies.StudyStore) -> dict[str, dict[str, Any]]:
+    """Tune trial id -> task, stage...: this round's trials whose end the studies recorded."""
+    return {
+        trial_id: {"task": task, **ended}
+        for task in plan.tasks
+        for trial_id, ended in studies.ended_in_round(
+            _task_study(plan, store, task), plan.round
+        ).items()
+    }
 
 
 def remove_orphans(experiment_path: str, statuses: dict[str, Any]) -> None:
     """Delete trial folders Tune does not know whose task and searched values a known trial
     has as well: trials started after Tune's last snapshot before the driver died, whose
     study trial was handed out again and rerun from the start. Their partial copies would
-    count twice in the analysis. Any other unknown folder is left as it is."""
-    import json
-
-    import pyarrow.fs
-
-    fs, root = layout.filesystem(experiment_path)
-    folders = [
-        info
-        for info in fs.get_file_info(pyarrow.fs.FileSelector(root))
-        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_")
-    ]
+    count twice in the analysis. A folder holding only checkpoints (Tune had not copied its
+    params.json) says who it is by its last row. Any other unknown folder is left as it is."""
+    fs, _ = layout.filesystem(experiment_path)
+    folders = layout.trial_folders(experiment_path)
 
     def identity(info) -> tuple | None:
+        path = f"{experiment_path}/{info.base_name}"
         try:
-            with fs.open_input_stream(f"{info.path}/params.json") as stream:
-                config = json.loads(stream.read().decode())
+            config = layout.read_json(f"{path}/params.json")
         except (OSError, ValueError):
+            return None
+        if config is None and (row := last_row(path)):
+            config = {"task": row.get("task"), "stage": row.get("stage"), **row.get("hparams", {})}
+        if not isinstance(config, dict):
             return None
         return tuple(config.get(k) for k in ("task", "stage", "eta", "T", "actor_lr"))
 
@@ -165,6 +186,7 @@ def _new_tuner(plan: Plan, store: studies.StudyStore):
         plan.optuna_seed,
         plan.max_concurrent,
         plan.max_concurrent_per_task,
+        round_name=plan.round,
     )
     scheduler = task_asha(plan.evaluations, plan.grace_period, plan.reduction_factor)
     names = {task: studies.study_name(plan.name, task) for task in plan.tasks}

@@ -39,11 +39,8 @@ def round_name(index: int) -> str:
 
 def read_json(path: str) -> Any | None:
     """A JSON file in local or remote storage; None when it does not exist."""
-    fs, inner = filesystem(path)
-    if fs.get_file_info(inner).type == pyarrow.fs.FileType.NotFound:
-        return None
-    with fs.open_input_stream(inner) as stream:
-        return json.loads(stream.read().decode())
+    text = read_text(path)
+    return None if text is None else json.loads(text)
 
 
 def file_exists(path: str) -> bool:
@@ -67,6 +64,27 @@ def existing_sweeps(storage: str) -> list[str]:
     found = fs.get_file_info(pyarrow.fs.FileSelector(inner))
     names = [info.base_name for info in found if info.type == pyarrow.fs.FileType.Directory]
     return sorted(n for n in names if read_json(f"{storage}/{n}/{SWEEP_FILE}") is not None)
+
+
+def trial_folders(experiment_path: str) -> list[pyarrow.fs.FileInfo]:
+    """The ``trial_*`` folders of a Tune experiment in local or remote storage."""
+    fs, root = filesystem(experiment_path)
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return []
+    return [
+        info
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(root))
+        if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("trial_")
+    ]
+
+
+def read_text(path: str) -> str | None:
+    """A text file in local or remote storage; None when it does not exist."""
+    fs, inner = filesystem(path)
+    if fs.get_file_info(inner).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(inner) as stream:
+        return stream.read().decode()
 
 
 def copy_file(source: str, target: str) -> None:

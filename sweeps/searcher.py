@@ -9,7 +9,9 @@ Resume: the Optuna storage is the record of what each study asked and learned; T
 snapshot of this searcher (``save``/``restore``) only says which Tune trial runs which
 Optuna trial. A study trial that is still RUNNING but that no Tune trial owns after a
 restore (asked for after Tune's last snapshot) is handed out again before anything new is
-asked, so a killed driver neither loses nor adds trials.
+asked, so a killed driver neither loses nor adds trials. A trial that ended after Tune's
+last snapshot (its study, or for a confirm trial its ``studies.CONFIRM_TRIAL`` record, says
+so) is not asked again: the driver lists it from its folder (``status.ended_after_snapshot``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class TaskSearcher(Searcher):
         seed: int,
         max_concurrent: int | None = None,
         max_concurrent_per_task: int | None = None,
+        round_name: str = "",
     ):
         super().__init__(metric=METRIC, mode="max")
         self._tasks = {t.task: t for t in tasks}
@@ -57,6 +60,7 @@ class TaskSearcher(Searcher):
         self._live: dict[str, dict[str, Any]] = {}  # Tune trial id -> task, stage, number
         self._studies: dict[str, Any] = {}  # opened lazily; never pickled
         self._orphans: dict[str, list[int]] | None = None
+        self._round = round_name  # each asked trial carries it (studies.ROUND)
 
     # ------------------------------------------------------------ Tune's interface
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
@@ -86,8 +90,8 @@ class TaskSearcher(Searcher):
             return
         study = self._study(entry["task"])
         if entry["stage"] == "confirm":
-            done = studies.confirmed(study)
-            study.set_user_attr(studies.CONFIRMED, [*done, entry["params"]])
+            ended = {"params": entry["params"], "round": getattr(self, "_round", "")}
+            study.set_user_attr(f"{studies.CONFIRM_TRIAL}{trial_id}", {**ended, "failed": error})
             return
         tell_result(study, entry["number"], trial_id, result, error)
 
@@ -136,6 +140,8 @@ class TaskSearcher(Searcher):
             params = dict(frozen.params)
         elif studies.asked(study) < studies.planned(study):
             asked = study.ask(self._space)
+            if getattr(self, "_round", ""):  # a searcher pickled before rounds were tagged
+                asked.set_user_attr(studies.ROUND, self._round)
             asked.set_user_attr("tune_trial_id", trial_id)
             number, params = asked.number, dict(asked.params)
         else:

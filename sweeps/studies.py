@@ -19,6 +19,10 @@ from sweeps import layout
 JOURNAL = "optuna.journal"
 PLANNED = "planned_search_trials"  # study user attribute: the search trials this task gets
 CONFIRMED = "confirmed_configurations"  # study user attribute: searched values rerun so far
+ROUND = "round"  # trial user attribute: the round (Tune experiment) that asked for it
+# study user attribute prefix + a confirm trial's Tune id: its round, values and whether it
+# failed (one write records that it ended and which trial it was)
+CONFIRM_TRIAL = "confirm_trial:"
 
 
 _OPENED: dict[str, Any] = {}  # one storage object per URL and process (a journal replays
@@ -95,7 +99,11 @@ class StudyStore:
 
 
 def confirmed(study) -> list[dict[str, Any]]:
-    return list(study.user_attrs.get(CONFIRMED, []))
+    """The searched values rerun on fresh seeds so far (``CONFIRMED``: sweeps before
+    2026-12-02)."""
+    attrs = study.user_attrs
+    ended = [v["params"] for k, v in attrs.items() if k.startswith(CONFIRM_TRIAL)]
+    return [*attrs.get(CONFIRMED, []), *ended]
 
 
 # ---------------------------------------------------------------- what a study says
@@ -142,3 +150,26 @@ def confirm_pending(study, confirm: int) -> dict[str, Any] | None:
     if best is None or best in confirmed(study):
         return None
     return best
+
+
+def ended_in_round(study, round_name: str) -> dict[str, dict[str, Any]]:
+    """Tune trial id -> stage, whether it failed, and whether it carries its round, for
+    every search and confirm trial of this round that the study has seen end. Trials from
+    before trials carried their round are listed too (``tagged`` False): the caller keeps
+    them only if their folder is in this round's experiment."""
+    out = {}
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        ours = attrs.get(ROUND, round_name) == round_name and "tune_trial_id" in attrs
+        if ours and trial.state.name in FINISHED_STATES:
+            failed = attrs.get("status") == "failed"
+            out[attrs["tune_trial_id"]] = {
+                "stage": "search", "failed": failed, "tagged": ROUND in attrs
+            }  # fmt: skip
+    for key, ended in study.user_attrs.items():
+        if key.startswith(CONFIRM_TRIAL) and ended.get("round") in (round_name, ""):
+            out[key.removeprefix(CONFIRM_TRIAL)] = {
+                "stage": "confirm", "failed": ended.get("failed", False),
+                "tagged": bool(ended.get("round")),
+            }  # fmt: skip
+    return out

@@ -59,6 +59,27 @@ def test_rows_lost_from_result_json_come_back_from_the_newest_checkpoint(tmp_pat
     assert list(rows["normalized_score"]) == [10, 20, 30]
 
 
+def test_a_trial_folder_holding_only_its_checkpoint_is_read_from_it(tmp_path):
+    experiment = write_sweep(tmp_path, "hopper-medium-v2", [FakeTrial([[10], [20]])] * 2)
+    trial = sorted(experiment.glob("trial_*"))[1]
+    rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    (trial / "checkpoint_000001").mkdir()
+    (trial / "checkpoint_000001" / "rows.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k != "trial_id"}) + "\n" for r in rows)
+    )  # the trainable's rows, without the fields Tune adds
+    for file in trial.iterdir():  # what a killed driver had not yet copied into storage
+        if file.is_file():
+            file.unlink()
+    results = load(str(tmp_path))
+    assert sorted(results.rows["trial_id"]) == ["00001", "00001", "00002", "00002"]
+    read = results.trials.set_index("trial_id").loc["00002"]
+    assert (read["task"], read["status"], read["last_epoch"]) == (
+        "hopper-medium-v2",
+        "finished",
+        100,
+    )
+
+
 def test_statuses_are_inferred_and_a_failed_trial_without_rows_is_kept(tmp_path):
     write_sweep(
         tmp_path,
