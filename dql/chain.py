@@ -75,7 +75,6 @@ def run_chain(
     weights,
     keep: bool,
     low=None,
-    mish=mish_with_derivative,
     compiled=None,
 ):
     """The chain's actions (K, n, A), and with ``keep`` what its backward needs.
@@ -83,10 +82,9 @@ def run_chain(
     draws (K, T, n, A): x_T, then one noise draw per noisy step. states (K, n, S). Time
     embeddings (K, T, D) in step order 0..T-1. ``weights``: the trunk's (w1, b1, .., w4, b4),
     weights (K, in, out), biases (K, out); w1's input rows are [noisy action, time, state].
-    ``low``: the hidden layers' product dtype (None: fp32). ``mish``: the activation with its
-    derivative, ``mish_with_derivative`` or one with its signature (``dql.kernels``).
-    ``compiled``: a ``dql.kernels.CompiledChain``, which then runs each position as one
-    compiled call (the same arithmetic, to float rounding); ``mish`` is not used then.
+    ``low``: the hidden layers' product dtype (None: fp32). ``compiled``: a
+    ``dql.kernels.CompiledChain``, which then runs each position as one compiled call (the
+    same arithmetic, to float rounding).
     """
     w1, b1, w2, b2, w3, b3, w4, b4 = weights
     if low is not None:  # cast once for the whole chain
@@ -108,8 +106,8 @@ def run_chain(
 
     def layer(z, name, k):  # Mish, its output (and derivative) kept for the backward
         if not keep:
-            return mish(z, need_derivative=False)[0]
-        h, slope = mish(z, out=saved[name][:, k])
+            return mish_with_derivative(z, need_derivative=False)[0]
+        h, slope = mish_with_derivative(z, out=saved[name][:, k])
         saved["s" + name[1]].append(slope)
         return h
 
@@ -147,10 +145,8 @@ class ReverseChain(torch.autograd.Function):
     """``run_chain`` as one autograd node: gradients for the time embeddings and weights."""
 
     @staticmethod
-    def forward(ctx, c, low, mish, compiled, draws, states, time_embedding, *weights):
-        actions, saved = run_chain(
-            c, draws, states, time_embedding, weights, True, low, mish, compiled
-        )
+    def forward(ctx, c, low, compiled, draws, states, time_embedding, *weights):
+        actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low, compiled)
         kept = [saved[name] for name in ("x", "h1", "h2", "h3", "final_inside")]
         per_step = [t for name in ("s1", "s2", "s3", "inside") for t in saved[name]]
         ctx.save_for_backward(states, time_embedding, *weights[0::2], *kept, *per_step)
@@ -200,6 +196,6 @@ class ReverseChain(torch.autograd.Function):
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
         for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low), (h3, g_eps, None)):
             grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
-        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[6] else None
-        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[5] else None
-        return None, None, None, None, None, grad_states, grad_time, *grads
+        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[5] else None
+        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[4] else None
+        return None, None, None, None, grad_states, grad_time, *grads

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from dql.chain import ChainConstants, ReverseChain, reverse_step, run_chain
-from dql.networks import NoisePredictor, linear_layers, mish_with_derivative
+from dql.networks import NoisePredictor, linear_layers
 from dql.schedules import diffusion_coefficients, make_betas
 
 
@@ -37,7 +37,6 @@ class DiffusionPolicy(nn.Module):
         # The reverse chain as one node with a hand-written backward (``dql.chain``); False
         # runs it step by step through ``self.model``, which a compiler can then fuse.
         self.fused_chain = True
-        self.mish = mish_with_derivative  # the fused chain's Mish (``dql.kernels``: compiled)
         self.compiled_chain = None  # or a ``dql.kernels.CompiledChain``: compiled positions
         self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim, members)
         self.coef = diffusion_coefficients(make_betas(beta_schedule, T))
@@ -144,7 +143,6 @@ class DiffusionPolicy(nn.Module):
             actions = ReverseChain.apply(
                 self.chain_constants,
                 low,
-                self.mish,
                 self.compiled_chain,
                 draws,
                 states,
@@ -160,7 +158,6 @@ class DiffusionPolicy(nn.Module):
                 weights,
                 False,
                 low,
-                self.mish,
                 self.compiled_chain,
             )[0]
         return actions.squeeze(0) if plain else actions

@@ -87,40 +87,28 @@ class _MishFunction(torch.autograd.Function):
     """Mish with its derivative made in the forward pass, so the backward is one product."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, function=mish_with_derivative) -> torch.Tensor:
-        value, derivative = function(x)
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        value, derivative = mish_with_derivative(x)
         ctx.save_for_backward(derivative)
         return value
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (derivative,) = ctx.saved_tensors
-        return grad * derivative, None
+        return grad * derivative
 
 
 class Mish(nn.Module):
     """Mish, x tanh(softplus(x)). On CPU through a sigmoid (``_tanh_softplus``), with the
     autograd machinery only where a gradient is wanted; elsewhere PyTorch's own fused kernel,
-    which is one memory pass on a GPU. ``function`` computes it on CPU: ``mish_with_derivative``
-    or a function with its signature (``dql.kernels``; set by ``use_mish``)."""
-
-    def __init__(self):
-        super().__init__()
-        self.function = mish_with_derivative
+    which is one memory pass on a GPU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return F.mish(x)
         if x.requires_grad and torch.is_grad_enabled():
-            return _MishFunction.apply(x, self.function)
-        return self.function(x, need_derivative=False)[0]
-
-
-def use_mish(module: nn.Module, function) -> None:
-    """Every Mish of ``module`` computed by ``function`` (``mish_with_derivative``'s signature)."""
-    for m in module.modules():
-        if isinstance(m, Mish):
-            m.function = function
+            return _MishFunction.apply(x)
+        return mish_with_derivative(x, need_derivative=False)[0]
 
 
 def affine(

@@ -16,7 +16,6 @@ from dql.agent import METRIC_NAMES
 from dql.config import ConfigError, DQLConfig
 from dql.ensemble import SeedEnsemble
 from dql.replay import DeviceReplay
-from dql.run import TrainingRun, prepare_bandit
 
 
 def test_unknown_kernels_are_one_clear_error():
@@ -52,13 +51,6 @@ def test_compiled_kernels_train_as_eager_step_by_step(precision):
         losses = [METRIC_NAMES.index(n) for n in ("bc_loss", "q_loss", "actor_loss", "critic_loss")]
         compiled, eager = steps["compiled"][..., losses], steps["eager"][..., losses]
         np.testing.assert_allclose(compiled, eager, rtol=4 * 2.0**-8, atol=1e-4)
-
-
-def test_the_kernels_are_recorded_in_every_row():
-    config = tiny_config(kernels="compiled", num_epochs=2, eval_every=1, eval_episodes=1)
-    run = TrainingRun(prepare_bandit(), config, [0])
-    rows = [report.row for report in run.epochs() if report.row is not None]
-    assert [row["hparams"]["kernels"] for row in rows] == ["compiled", "compiled"]
 
 
 def test_without_a_cpp_compiler_the_toy_stops_before_training_and_names_the_fix(tmp_path):

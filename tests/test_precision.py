@@ -76,8 +76,10 @@ def test_bf16_trains_close_to_fp32_and_keeps_fp32_state():
     np.testing.assert_allclose(later[1][:, critic], later[0][:, critic], rtol=0.01)
 
 
-def test_the_precision_is_recorded_in_every_row():
+def test_the_precision_and_every_other_field_are_recorded_in_every_row():
+    """Every row carries the whole configuration (``kernels`` and ``precision`` included)."""
     config = tiny_config(precision="bf16", num_epochs=2, eval_every=1, eval_episodes=1)
     run = TrainingRun(prepare_bandit(), config, [0])
     rows = [report.row for report in run.epochs() if report.row is not None]
     assert [row["hparams"]["precision"] for row in rows] == ["bf16", "bf16"]
+    assert all(row["hparams"] == run.config.to_dict() for row in rows)
