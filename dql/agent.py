@@ -143,7 +143,6 @@ class DiffusionQL:
         if compiled:  # after the copies, so that each network has its own compiled function
             for network in (self.actor.model, self.critic, self.critic_target):
                 compile_forward(network)
-        self._critic_compiled = compiled
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = _adam(self.critic.parameters(), config.effective_critic_lr)
         # Fixed parameter lists, built once: the hot path reuses them every step.
@@ -234,10 +233,11 @@ class DiffusionQL:
             new_action = self.actor.sample(batch.state, draws=draws.policy_chain)
             # Compiled, the critic's backward would form its weight gradients, which this
             # backward does not want (eager autograd skips them by itself: inputs= below).
-            if self._critic_compiled:
+            frozen = cfg.kernels == "compiled"
+            if frozen:
                 self.critic.requires_grad_(False)
             q1_pi, q2_pi = self.critic(batch.state, new_action)
-            if self._critic_compiled:
+            if frozen:
                 self.critic.requires_grad_(True)
             q_loss = normalised_q_loss(q1_pi, q2_pi, numerator_is_q1=draws.coin)
         else:  # pure diffusion BC: the Q term has no gradient, so it is not computed

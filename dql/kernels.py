@@ -21,15 +21,7 @@ from __future__ import annotations
 import torch
 
 from dql.config import ConfigError
-
-
-def _tanh_softplus(x: torch.Tensor):
-    """tanh(softplus(x)) = s (1 + u) / (1 + u^2), s = sigmoid(x), u = 1 - s (as the eager)."""
-    s = torch.sigmoid(x)
-    u = 1.0 - s
-    d = 1.0 + u * u
-    return (s + s * u) / d, s, u, d
-
+from dql.networks import affine, mish_with_derivative
 
 # Compiled lazily on first use: nothing is compiled unless the option is on.
 _compiled: dict[object, object] = {}
@@ -64,7 +56,7 @@ def check_compiler(device: torch.device | str = "cpu") -> None:
     training; it names the fix."""
     x = torch.linspace(-6.0, 6.0, 64, device=device)
     try:
-        _compile(_mish_value_and_slope)(x)
+        _compile(mish_with_derivative)(x)
     except Exception as error:  # any compiler failure: name the fix
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise KernelCompileError(
@@ -82,19 +74,6 @@ def check_compiler(device: torch.device | str = "cpu") -> None:
 # products stay the same library calls, everything between them is three or four fused
 # loops. The step's coefficients come in as a tensor row, so one compiled graph serves all
 # T positions (a Python float would be specialised: one compilation per position).
-
-
-def _mish_value_and_slope(z: torch.Tensor):
-    tanh_sp, s, u, d = _tanh_softplus(z)
-    half_sech = u / d
-    return tanh_sp * z, tanh_sp + 4.0 * (s * z) * (half_sech * half_sech)
-
-
-def _product(a, b, low):
-    """a @ b (batched), from ``low`` copies if given; fp32 either way."""
-    if low is None:
-        return torch.bmm(a, b)
-    return torch.bmm(a.to(low), b.to(low)).float()
 
 
 def _forward_position(
@@ -122,13 +101,14 @@ def _forward_position(
     clamp mask are returned with the new x then.
     """
     recip, recipm1, mean_x0, mean_xt, std = coef.unbind(0)
-    h1, s1 = _mish_value_and_slope(torch.baddbmm(state_part, x, w1_x) + time_part)
+    h1, s1 = mish_with_derivative(torch.baddbmm(state_part, x, w1_x) + time_part)
     if low is not None:
         h1 = h1.to(low)
-    h2, s2 = _mish_value_and_slope(b2.unsqueeze(1) + _product(h1, w2, low))
+    h2, s2 = mish_with_derivative(affine(b2, h1, w2, low))
     if low is not None:
         h2 = h2.to(low)
-    h3, s3 = _mish_value_and_slope(b3.unsqueeze(1) + _product(h2, w3, low))
+    h3, s3 = mish_with_derivative(affine(b3, h2, w3, low))
+    # The reverse step as chain.reverse_step, its coefficients tensors rather than floats.
     eps = torch.baddbmm(b4.unsqueeze(1), h3, w4)
     x0 = recip * x - recipm1 * eps
     x_prev = x0.clamp(-max_action, max_action) * mean_x0 + mean_xt * x
