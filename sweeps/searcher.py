@@ -9,7 +9,8 @@ Resume: the Optuna storage is the record of what each study asked and learned; T
 snapshot of this searcher (``save``/``restore``) only says which Tune trial runs which
 Optuna trial. A study trial that is still RUNNING but that no Tune trial owns after a
 restore (asked for after Tune's last snapshot) is handed out again before anything new is
-asked, so a killed driver neither loses nor adds trials. A trial that ended after Tune's
+asked, so a killed driver neither loses nor adds trials; values the driver died before
+drawing (``study.ask`` writes them one by one) are drawn then. A trial that ended after Tune's
 last snapshot (its study, or for a confirm trial its ``studies.CONFIRM_TRIAL`` record, says
 so) is not asked again: the driver lists it from its folder (``status.ended_after_snapshot``).
 """
@@ -132,12 +133,8 @@ class TaskSearcher(Searcher):
     def _next_trial(self, task: str, trial_id: str) -> dict[str, Any] | None:
         spec, study = self._tasks[task], self._study(task)
         if self._orphans[task]:
-            import optuna
-
             number = self._orphans[task].pop(0)
-            frozen = study.get_trials(deepcopy=False)[number]
-            optuna.Trial(study, frozen._trial_id).set_user_attr("tune_trial_id", trial_id)
-            params = dict(frozen.params)
+            params = hand_out_again(study, number, trial_id, self._space)
         elif studies.asked(study) < studies.planned(study):
             asked = study.ask(self._space)
             if getattr(self, "_round", ""):  # a searcher pickled before rounds were tagged
@@ -163,6 +160,37 @@ class TaskSearcher(Searcher):
         study = self._study(task)
         pending = studies.confirm_pending(study, self._tasks[task].confirm)
         return studies.search_complete(study) and pending is None
+
+
+def hand_out_again(study, number: int, trial_id: str, space: dict[str, Any]) -> dict[str, Any]:
+    """The searched values of study trial ``number``, now run by Tune trial ``trial_id``.
+
+    ``study.ask`` creates the trial and then stores its values one write at a time, so a
+    driver killed in between leaves a RUNNING trial with some values missing: they are drawn
+    now, from the same distributions (an enqueued trial's fixed values included)."""
+    import optuna
+
+    frozen = study.get_trials(deepcopy=False)[number]
+    trial = optuna.Trial(study, frozen._trial_id)
+    for name, distribution in space.items():
+        if name not in frozen.params:
+            suggest(trial, name, distribution)
+    trial.set_user_attr("tune_trial_id", trial_id)
+    return {name: trial.params[name] for name in space}
+
+
+def suggest(trial, name: str, distribution) -> Any:
+    """``trial``'s value of ``name`` from an Optuna distribution, through the public API."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    low, high, log, step = (
+        distribution.low, distribution.high, distribution.log, distribution.step
+    )  # fmt: skip
+    if isinstance(distribution, IntDistribution):
+        return trial.suggest_int(name, low, high, step=step, log=log)
+    if isinstance(distribution, FloatDistribution):
+        return trial.suggest_float(name, low, high, step=step, log=log)
+    raise TypeError(f"no suggest for {type(distribution).__name__} ({name})")
 
 
 def tell_result(study, number: int, trial_id: str, result: dict | None, error: bool) -> None:
