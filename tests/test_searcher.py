@@ -27,9 +27,7 @@ def _searcher(store: studies.StudyStore) -> TaskSearcher:
 
 
 @pytest.mark.parametrize("enqueued", [False, True], ids=["asked", "enqueued preset"])
-def test_a_trial_whose_driver_died_inside_ask_is_handed_out_with_every_value(
-    tmp_path, enqueued
-):
+def test_a_trial_whose_driver_died_inside_ask_is_handed_out_with_every_value(tmp_path, enqueued):
     # study.ask creates the trial, then writes its values one by one: a driver killed in
     # between leaves a RUNNING trial holding eta only (seen in CI as KeyError: 'T').
     store = studies.StudyStore(str(tmp_path / studies.JOURNAL))
