@@ -18,7 +18,7 @@ import torch
 from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
-from dql.kernels import CompiledChain, check_compiler, compile_forward
+from dql.kernels import check_compiler, compile_graph
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
 from dql.networks import TwinCritic, use_low_precision
 from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
@@ -130,19 +130,17 @@ class DiffusionQL:
         low = {"fp32": None, "bf16": torch.bfloat16}[config.precision]
         use_low_precision(self.actor, low)  # and so the EMA actor and target critic below
         use_low_precision(self.critic, low)
-        # kernels="compiled" (``dql.kernels``): a missing compiler is raised here; the chain
-        # runs one compiled call per position, and the networks are compiled below.
-        compiled = config.kernels == "compiled"
-        if compiled:
-            check_compiler(self.device)
-            self.actor.compiled_chain = CompiledChain(self.actor.chain_constants, low, self.device)
         # The EMA actor starts as a copy of the initial actor (released: and stays so until
         # ema_start_step); it is used only for critic targets.
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        if compiled:  # after the copies, so that each network has its own compiled function
-            for network in (self.actor.model, self.critic, self.critic_target):
-                compile_forward(network)
+        # kernels="compiled" (``dql.kernels``): each half of the step's losses, forward and
+        # backward, is one compiled graph; a missing compiler is raised here.
+        self._compiled_losses = config.kernels == "compiled"
+        if self._compiled_losses:
+            check_compiler(self.device)
+            self._critic_losses = compile_graph(self._critic_losses)
+            self._actor_losses = compile_graph(self._actor_losses)
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = _adam(self.critic.parameters(), config.effective_critic_lr)
         # Fixed parameter lists, built once: the hot path reuses them every step.
@@ -215,34 +213,20 @@ class DiffusionQL:
         cfg, K = self.config, self.members
         self._set_learning_rates()
 
-        # Critic: regress both heads onto r + gamma (1 - done) min_i Q_i'(s', a'), a' ~ EMA actor.
-        q1, q2 = self.critic(batch.state, batch.action)
-        with torch.no_grad():
-            target_q = self._backed_up_target(batch, draws.next_action_chain)
-        loss_critic = critic_loss(q1, q2, target_q)
+        loss_critic, q1, q2, target_q = self._critic_losses(batch, draws)
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss_critic.sum().backward()
         critic_grad_norm = clip_grad_norm(self._critic_params, cfg.grad_norm, K)
         self.critic_optimizer.step()
 
-        # Actor: diffusion BC loss + eta * Q loss normalised by the other head's mean |Q|.
-        bc_loss = self.actor.bc_loss(
-            batch.action, batch.state, draws=(draws.bc_steps, draws.bc_noise)
-        )
-        if cfg.eta > 0:  # a_pi keeps the gradient through all T steps
-            new_action = self.actor.sample(batch.state, draws=draws.policy_chain)
-            # Compiled, the critic's backward would form its weight gradients, which this
-            # backward does not want (eager autograd skips them by itself: inputs= below).
-            frozen = cfg.kernels == "compiled"
-            if frozen:
-                self.critic.requires_grad_(False)
-            q1_pi, q2_pi = self.critic(batch.state, new_action)
-            if frozen:
-                self.critic.requires_grad_(True)
-            q_loss = normalised_q_loss(q1_pi, q2_pi, numerator_is_q1=draws.coin)
-        else:  # pure diffusion BC: the Q term has no gradient, so it is not computed
-            q_loss = torch.zeros(K, device=self.device)
-        actor_loss = bc_loss + cfg.eta * q_loss
+        # Compiled, the critic's backward would form its weight gradients, which the actor's
+        # backward does not want (eager autograd skips them by itself: inputs= below).
+        frozen = self._compiled_losses
+        if frozen:
+            self.critic.requires_grad_(False)
+        bc_loss, q_loss, actor_loss = self._actor_losses(batch, draws)
+        if frozen:
+            self.critic.requires_grad_(True)
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.sum().backward(inputs=self._actor_params)  # critic weights untouched
         actor_grad_norm = clip_grad_norm(self._actor_params, cfg.grad_norm, K)
@@ -266,6 +250,31 @@ class DiffusionQL:
             ],
             dim=1,
         )
+
+    def _critic_losses(self, batch: Batch, draws: StepDraws):
+        """Regress both heads onto r + gamma (1 - done) min_i Q_i'(s', a'), a' ~ EMA actor.
+
+        Returns the critic loss per member, Q1, Q2 and the target."""
+        q1, q2 = self.critic(batch.state, batch.action)
+        with torch.no_grad():
+            target_q = self._backed_up_target(batch, draws.next_action_chain)
+        return critic_loss(q1, q2, target_q), q1, q2, target_q
+
+    def _actor_losses(self, batch: Batch, draws: StepDraws):
+        """Diffusion BC loss + eta * Q loss normalised by the other head's mean |Q|.
+
+        Returns bc_loss, q_loss and the actor loss, each per member."""
+        cfg = self.config
+        bc_loss = self.actor.bc_loss(
+            batch.action, batch.state, draws=(draws.bc_steps, draws.bc_noise)
+        )
+        if cfg.eta > 0:  # a_pi keeps the gradient through all T steps
+            new_action = self.actor.sample(batch.state, draws=draws.policy_chain)
+            q1_pi, q2_pi = self.critic(batch.state, new_action)
+            q_loss = normalised_q_loss(q1_pi, q2_pi, numerator_is_q1=draws.coin)
+        else:  # pure diffusion BC: the Q term has no gradient, so it is not computed
+            q_loss = torch.zeros(self.members, device=self.device)
+        return bc_loss, q_loss, bc_loss + cfg.eta * q_loss
 
     def _backed_up_target(self, batch: Batch, next_action_chain: torch.Tensor | None):
         """y for the critic; next actions come from the EMA actor (max-Q: several per state)."""

@@ -75,16 +75,13 @@ def run_chain(
     weights,
     keep: bool,
     low=None,
-    compiled=None,
 ):
     """The chain's actions (K, n, A), and with ``keep`` what its backward needs.
 
     draws (K, T, n, A): x_T, then one noise draw per noisy step. states (K, n, S). Time
     embeddings (K, T, D) in step order 0..T-1. ``weights``: the trunk's (w1, b1, .., w4, b4),
     weights (K, in, out), biases (K, out); w1's input rows are [noisy action, time, state].
-    ``low``: the hidden layers' product dtype (None: fp32). ``compiled``: a
-    ``dql.kernels.CompiledChain``, which then runs each position as one compiled call (the
-    same arithmetic, to float rounding).
+    ``low``: the hidden layers' product dtype (None: fp32).
     """
     w1, b1, w2, b2, w3, b3, w4, b4 = weights
     if low is not None:  # cast once for the whole chain
@@ -112,23 +109,9 @@ def run_chain(
         return h
 
     x = draws[:, 0]
-    if compiled is not None:
-        x = x.clone(memory_format=torch.contiguous_format)  # one layout: one compilation
     for k, i in enumerate(reversed(range(T))):  # chain position k denoises step i
         if keep:
             saved["x"][:, k] = x
-        if compiled is not None:
-            args = (x, state_part, time_part[:, i : i + 1], w1_x, b2, w2, b3, w3, b4, w4)
-            args += (draws[:, k + 1] if i > 0 else None, compiled.coef[i])
-            if not keep:
-                x = compiled.forward(*args)
-                continue
-            kept = tuple(saved[name][:, k] for name in ("h1", "h2", "h3"))
-            x, *slopes, inside = compiled.forward(*args, kept=kept)
-            for name, slope in zip(("s1", "s2", "s3"), slopes, strict=True):
-                saved[name].append(slope)
-            saved["inside"].append(inside)
-            continue
         h = layer(torch.baddbmm(state_part, x, w1_x).add_(time_part[:, i : i + 1]), "h1", k)
         h = layer(affine(b2, h, w2, low), "h2", k)
         h = layer(affine(b3, h, w3, low), "h3", k)
@@ -145,8 +128,8 @@ class ReverseChain(torch.autograd.Function):
     """``run_chain`` as one autograd node: gradients for the time embeddings and weights."""
 
     @staticmethod
-    def forward(ctx, c, low, compiled, draws, states, time_embedding, *weights):
-        actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low, compiled)
+    def forward(ctx, c, low, draws, states, time_embedding, *weights):
+        actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low)
         kept = [saved[name] for name in ("x", "h1", "h2", "h3", "final_inside")]
         per_step = [t for name in ("s1", "s2", "s3", "inside") for t in saved[name]]
         ctx.save_for_backward(states, time_embedding, *weights[0::2], *kept, *per_step)
@@ -196,6 +179,6 @@ class ReverseChain(torch.autograd.Function):
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
         for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low), (h3, g_eps, None)):
             grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
-        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[5] else None
-        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[4] else None
-        return None, None, None, None, grad_states, grad_time, *grads
+        grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[4] else None
+        grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[3] else None
+        return None, None, None, grad_states, grad_time, *grads

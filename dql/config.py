@@ -82,8 +82,8 @@ class DQLConfig:
     # and accumulate in fp32 (AMX on recent Intel CPUs, tensor cores on GPUs); weights,
     # activations, losses, targets and Adam stay fp32 (dql/networks.py, ``MemberLinear``).
     precision: Precision = "fp32"
-    # "compiled": torch.compile runs each position of the reverse chain's forward as one
-    # call, and the noise predictor, the critic and its target whole (dql/kernels.py).
+    # "compiled": torch.compile makes each half of the step's losses (critic; actor through
+    # the whole reverse chain) one graph, forward and backward (dql/kernels.py).
     # Needs a C++ compiler on CPU (checked before training); agrees with "eager" to float
     # rounding, not bit for bit.
     kernels: Kernels = "eager"

@@ -35,9 +35,9 @@ class DiffusionPolicy(nn.Module):
         self.max_action = float(max_action)
         self.members = members
         # The reverse chain as one node with a hand-written backward (``dql.chain``); False
-        # runs it step by step through ``self.model``, which a compiler can then fuse.
+        # runs it step by step through ``self.model``, which a compiler can then fuse (as
+        # it always runs while torch.compile traces it: ``dql.kernels``).
         self.fused_chain = True
-        self.compiled_chain = None  # or a ``dql.kernels.CompiledChain``: compiled positions
         self.model = NoisePredictor(state_dim, action_dim, hidden_dim, time_dim, members)
         self.coef = diffusion_coefficients(make_betas(beta_schedule, T))
         as_buffer = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
@@ -133,7 +133,7 @@ class DiffusionPolicy(nn.Module):
         if plain:
             states, draws = states.unsqueeze(0), draws.unsqueeze(0)
         time_embedding = self._time_embeddings(states)  # (K, T, D), once per chain
-        if not self.fused_chain:
+        if not self.fused_chain or torch.compiler.is_compiling():
             actions = self._sample_step_by_step(states, draws, time_embedding)
             return actions.squeeze(0) if plain else actions
         layers = linear_layers(self.model.trunk)
@@ -143,7 +143,6 @@ class DiffusionPolicy(nn.Module):
             actions = ReverseChain.apply(
                 self.chain_constants,
                 low,
-                self.compiled_chain,
                 draws,
                 states,
                 time_embedding,
@@ -158,13 +157,13 @@ class DiffusionPolicy(nn.Module):
                 weights,
                 False,
                 low,
-                self.compiled_chain,
             )[0]
         return actions.squeeze(0) if plain else actions
 
     def _sample_step_by_step(self, states, draws, time_embedding) -> torch.Tensor:
         """The same chain through ``self.model`` one step at a time, recorded by autograd:
-        the path for a compiled noise predictor (``SeedEnsemble(compile=...)``)."""
+        the path for a compiler, which fuses it and derives its backward (``dql.kernels``,
+        and a compiled noise predictor: ``SeedEnsemble(compile=...)``)."""
         c = self.chain_constants
         x = draws[:, 0].clone(memory_format=torch.contiguous_format)  # one layout: no recompiles
         for k, i in enumerate(reversed(range(self.T))):

@@ -42,7 +42,7 @@ class SeedEnsemble(DiffusionQL):
     ):
         super().__init__(config, state_dim, action_dim, device, seeds=seeds)
         self.compiled = False
-        if compile == "auto":  # kernels="compiled" compiles the networks itself
+        if compile == "auto":  # kernels="compiled" compiles the step's losses itself
             compile = self.device.type == "cuda" and config.kernels == "eager"
         if compile:
             self.compiled = self._compile_networks(None if compile is True else compile)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from dql.diffusion import DiffusionPolicy
-from dql.kernels import CompiledChain
 from dql.networks import linear_layers, sinusoidal_embedding
 
 
@@ -35,16 +34,14 @@ def reference_sample(policy: DiffusionPolicy, states: torch.Tensor, draws: torch
     return torch.stack(members)
 
 
-@pytest.mark.parametrize("path", ["fused", "step_by_step", "compiled_positions"])
+@pytest.mark.parametrize("path", ["fused", "step_by_step"])
 @pytest.mark.parametrize(("members", "T"), [(1, 5), (2, 3), (1, 12)])
 def test_chain_matches_autograd_in_values_and_every_gradient(members, T, path):
-    """Every path: the fused node; step by step (taken when the model is compiled); the fused
-    node with each position one compiled call (``kernels="compiled"``)."""
+    """Both paths: the fused node; step by step (taken while torch.compile traces the chain,
+    and when the model is compiled)."""
     torch.manual_seed(0)
     policy = DiffusionPolicy(4, 3, T=T, hidden_dim=32, members=members, max_action=0.7)
     policy.fused_chain = path != "step_by_step"
-    if path == "compiled_positions":
-        policy.compiled_chain = CompiledChain(policy.chain_constants, None, "cpu")
     with torch.no_grad():  # a biased head so that both clamps cut some entries
         policy.model.trunk[-1].bias.add_(torch.tensor([1.5, -1.5, 0.0]))
     states = torch.randn(members, 16, 4, requires_grad=True)
@@ -79,25 +76,3 @@ def test_plain_batches_and_no_grad_sampling_take_the_same_path():
     assert recorded.requires_grad and not quiet.requires_grad
     assert torch.equal(quiet, recorded.detach())
     torch.testing.assert_close(quiet, reference_sample(policy, states[None], draws[None])[0])
-
-
-def test_compiled_positions_compile_once_for_every_position_and_agree_with_eager():
-    """One graph serves all T positions (the step's coefficients are a tensor row, not
-    specialised floats): a 12-step chain, sampled with and without the gradient, compiles at
-    most 4 graphs (noise or none at the last position, kept or not), not one per position."""
-    torch._dynamo.reset()
-    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    torch.manual_seed(0)
-    policy = DiffusionPolicy(4, 3, T=12, hidden_dim=32, max_action=0.7)
-    states = torch.randn(1, 16, 4)
-    draws = policy.chain_draws((1, 16), torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        eager = policy.sample(states, draws=draws)
-    policy.compiled_chain = CompiledChain(policy.chain_constants, None, "cpu")
-    with torch.no_grad():
-        quiet = policy.sample(states, draws=draws)
-    recorded = policy.sample(states, draws=draws)
-    recorded.sum().backward()
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before <= 4
-    torch.testing.assert_close(quiet, eager, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(recorded.detach(), quiet, rtol=0, atol=0)
