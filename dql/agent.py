@@ -136,8 +136,7 @@ class DiffusionQL:
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # kernels="compiled" (``dql.kernels``): each half of the step's losses, forward and
         # backward, is one compiled graph; a missing compiler is raised here.
-        self._compiled_losses = config.kernels == "compiled"
-        if self._compiled_losses:
+        if config.kernels == "compiled":
             check_compiler(self.device)
             self._critic_losses = compile_graph(self._critic_losses)
             self._actor_losses = compile_graph(self._actor_losses)
@@ -221,7 +220,7 @@ class DiffusionQL:
 
         # Compiled, the critic's backward would form its weight gradients, which the actor's
         # backward does not want (eager autograd skips them by itself: inputs= below).
-        frozen = self._compiled_losses
+        frozen = cfg.kernels == "compiled"
         if frozen:
             self.critic.requires_grad_(False)
         bc_loss, q_loss, actor_loss = self._actor_losses(batch, draws)

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import random_transitions, tiny_config
 from dql.agent import METRIC_NAMES
@@ -71,8 +72,6 @@ def test_the_compiled_step_is_two_graphs_compiled_once_for_every_step():
     """A learning rate that changes every step and the EMA switching on are not baked into a
     graph (nor the coin, a tensor): the step compiles its two graphs (the critic's losses and
     the actor's, each with its backward) at the first step, and never again."""
-    import torch
-
     data = DeviceReplay(random_transitions(n=300, obs_dim=3, act_dim=2, seed=5))
     config = tiny_config(lr_schedule="cosine", ema_start_step=3, ema_every=1, kernels="compiled")
     ensemble = SeedEnsemble(config, 3, 2, [0, 1])

@@ -45,7 +45,7 @@ def test_a_trial_whose_driver_died_inside_ask_is_handed_out_with_every_value(tmp
     assert {"eta", "T", "actor_lr"} <= config.keys() and config["eta"] == eta
     assert RANGES.contains(config) and isinstance(config["T"], int)
     if enqueued:
-        assert config == {**config, **preset}
+        assert {name: config[name] for name in preset} == preset
     backend = optuna.storages.journal.JournalFileBackend(store.url)  # read afresh from disk
     stored = optuna.storages.JournalStorage(backend)
     trial = optuna.load_study(study_name=study.study_name, storage=stored).trials[0]
