@@ -36,6 +36,10 @@ TINY = [
     "--cpus-per-trial",
     "1",
 ]
+# For the tests that kill the driver in a race window: a window is one trial or one epoch
+# long, about 0.2 s with TINY's 10 steps (CI's 0.2 s poll missed one), about 3 s with
+# these; few diffusion steps keep every trial near that length.
+WIDE_WINDOW = ["--steps-per-epoch", "600", "--T-range", "2,3"]
 
 
 def sweep_args(hopper_file, storage, name, *extra):
@@ -161,16 +165,23 @@ def test_fractional_gpu_trials_run_on_both_workers_never_on_the_head(
     assert all(row["device"] == "cpu" for row in rows)  # no CUDA here: the CPU fallback
 
 
-def _driver(args, cwd=ROOT, script=LOCOMOTION, **environment):
+def _driver(args, cwd=ROOT, script=LOCOMOTION, log: Path | None = None, **environment):
+    """The sweep script in its own process; its output goes to ``log`` when given (a pipe
+    nobody reads until the end could fill and stall it), else to a pipe."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", **environment}
-    return subprocess.Popen(
-        [sys.executable, str(script), *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    output = log.open("w") if log else subprocess.PIPE
+    try:
+        return subprocess.Popen(
+            [sys.executable, str(script), *args],
+            cwd=cwd,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    finally:
+        if log:
+            output.close()  # the child holds its own copy
 
 
 def _wait_for_rows(experiment: Path, count: int, timeout: float = 120) -> None:
@@ -283,12 +294,19 @@ def stored_study(sweep: Path, name: str):
     return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
 
 
-def _wait_for_a_trial_unknown_to_the_snapshot(sweep: Path, study: str, state: str) -> str:
+def _wait_for_a_trial_unknown_to_the_snapshot(
+    driver: subprocess.Popen, log: Path, sweep: Path, study: str, state: str
+) -> str:
     """The Tune id of a trial in ``state`` (a study trial COMPLETE, or RUNNING with a
     checkpoint in storage; or a confirm trial the study records as CONFIRMED) that Tune's
     saved experiment state, what a restore reads, does not name."""
     deadline = time.time() + 120
     while time.time() < deadline:
+        if driver.poll() is not None:
+            raise AssertionError(
+                f"the sweep ended (exit {driver.returncode}) before a {state} trial of "
+                f"{study} unknown to Tune's snapshot was seen; its output:\n{log.read_text()}"
+            )
         saved = "".join(p.read_text() for p in (sweep / "sweep").glob("experiment_state-*.json"))
         if saved and (sweep / "optuna.journal").is_file():
             found = stored_study(sweep, study)
@@ -307,7 +325,10 @@ def _wait_for_a_trial_unknown_to_the_snapshot(sweep: Path, study: str, state: st
                 ):
                     return trial_id
         time.sleep(0.2)
-    raise AssertionError(f"no {state} trial of {study} unknown to Tune's snapshot after 120 s")
+    raise AssertionError(
+        f"no {state} trial of {study} unknown to Tune's snapshot after 120 s; the sweep's "
+        f"output:\n{log.read_text()}"
+    )
 
 
 def _kill_at_a_trial_unknown_to_the_snapshot(args, head_cluster, sweep: Path, state: str) -> str:
@@ -320,9 +341,10 @@ def _kill_at_a_trial_unknown_to_the_snapshot(args, head_cluster, sweep: Path, st
     driver staged for storage but had not copied there (at its next snapshot) is deleted: a
     driver resumed on a new Ray session, as after a local Ray that died with it, finds none
     of it, only what reached storage."""
-    driver = _driver(args, TUNE_GLOBAL_CHECKPOINT_S="3600")
+    log = sweep.parent / f"{sweep.name}-killed-driver.log"
+    driver = _driver(args, log=log, TUNE_GLOBAL_CHECKPOINT_S="3600")
     trial_id = _wait_for_a_trial_unknown_to_the_snapshot(
-        sweep, f"{sweep.name}/hopper-medium-v2", state
+        driver, log, sweep, f"{sweep.name}/hopper-medium-v2", state
     )
     driver.send_signal(signal.SIGKILL)
     driver.wait()
@@ -345,7 +367,7 @@ def test_a_trial_that_ended_after_tunes_last_snapshot_is_recorded_once_on_resume
     args = sweep_args(
         hopper_file, tmp_path, "race",
         "--num-samples", "3", "--seeds", "1", "--epochs", "1", "--max-concurrent", "1",
-        "--address", head_cluster.address,
+        "--address", head_cluster.address, *WIDE_WINDOW,
     )  # fmt: skip
     stray = _kill_at_a_trial_unknown_to_the_snapshot(
         args, head_cluster, tmp_path / "race", "COMPLETE"
@@ -376,7 +398,7 @@ def test_a_trial_cut_off_before_tunes_first_snapshot_of_it_is_rerun_and_counted_
     args = sweep_args(
         hopper_file, tmp_path, "cut",
         "--num-samples", "2", "--seeds", "1", "--epochs", "2", "--grace-period", "2",
-        "--steps-per-epoch", "150", "--max-concurrent", "1", "--address", head_cluster.address,
+        "--max-concurrent", "1", "--address", head_cluster.address, *WIDE_WINDOW,
     )  # fmt: skip
     cut = _kill_at_a_trial_unknown_to_the_snapshot(args, head_cluster, tmp_path / "cut", "RUNNING")
     experiment = tmp_path / "cut" / "sweep"
@@ -403,7 +425,7 @@ def test_a_confirm_trial_that_ended_after_tunes_last_snapshot_is_recorded_once(
     args = sweep_args(
         hopper_file, tmp_path, "conf",
         "--num-samples", "1", "--seeds", "1", "--epochs", "1", "--confirm", "1",
-        "--max-concurrent", "1", "--address", head_cluster.address,
+        "--max-concurrent", "1", "--address", head_cluster.address, *WIDE_WINDOW,
     )  # fmt: skip
     # A second task keeps the sweep going after the first task's confirm trial (the end of
     # the sweep snapshots Tune's state at once).
