@@ -83,6 +83,7 @@ def _add_collect(commands) -> None:
 
 def _add_toy(commands) -> None:
     from dql import toy as toy_module
+    from dql.config import LR_SCHEDULES
 
     toy = commands.add_parser(
         "toy",
@@ -92,16 +93,28 @@ def _add_toy(commands) -> None:
     )
     defaults = toy_module.ToyBudget()
     toy.add_argument("--out", required=True, help="folder for toy.png, summary.json, run.json")
-    toy.add_argument("--bc-steps", type=int, default=defaults.bc_steps)
-    toy.add_argument("--ql-steps", type=int, default=defaults.ql_steps)
+    toy.add_argument(
+        "--bc-steps", type=int, default=defaults.bc_steps, help="diffusion BC (default %(default)s)"
+    )
+    toy.add_argument(
+        "--ql-steps", type=int, default=defaults.ql_steps, help="Diffusion-QL (default %(default)s)"
+    )
     toy.add_argument("--eta", type=float, default=defaults.eta, help="Diffusion-QL's eta")
     toy.add_argument("--T", type=int, default=defaults.T, help="diffusion steps")
     toy.add_argument(
-        "--lr", type=float, default=defaults.lr, help="actor and critic rate (released: 3e-4)"
+        "--lr",
+        type=float,
+        default=defaults.lr,
+        help="actor and critic rate (default %(default)s; released: 3e-4)",
     )
     toy.add_argument("--seed", type=int, default=0)
     toy.add_argument(
         "--precision", help="fp32 (default), or bf16 (DQLConfig.precision; as --set precision=)"
+    )
+    toy.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        help=f"{defaults.lr_schedule} (default: decays to zero), or constant as the released toy",
     )
     toy.add_argument(
         "--set",
@@ -164,21 +177,33 @@ def _run_collect(args) -> int:
     return 0
 
 
+def _flag_or_set(value, overrides: dict, field: str, default):
+    """A toy flag that is also a DQLConfig field: the flag, else ``--set field=``, else default.
+
+    Both given is refused: which one should win is a guess the user did not make.
+    """
+    from dql.config import ConfigError
+
+    if value is not None and field in overrides:
+        flag = "--" + field.replace("_", "-")
+        raise ConfigError(f"{flag} and --set {field}=... both given; give one of them")
+    return value if value is not None else overrides.pop(field, default)
+
+
 def _run_toy(args) -> int:
     from dql import toy as toy_module
-    from dql.config import ConfigError
     from dql.train import parse_overrides
 
     overrides = parse_overrides(args.set)
-    if args.precision is not None and "precision" in overrides:
-        raise ConfigError("--precision and --set precision=... both given; give one of them")
+    defaults = toy_module.ToyBudget()
     budget = toy_module.ToyBudget(
         bc_steps=args.bc_steps,
         ql_steps=args.ql_steps,
         eta=args.eta,
         T=args.T,
         lr=args.lr,
-        precision=args.precision or overrides.pop("precision", "fp32"),
+        lr_schedule=_flag_or_set(args.lr_schedule, overrides, "lr_schedule", defaults.lr_schedule),
+        precision=_flag_or_set(args.precision, overrides, "precision", defaults.precision),
         overrides=overrides,
     )
     toy_module.run_toy(

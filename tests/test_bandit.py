@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from dql.toy import MODES, bandit_dataset, mode_shares
+from dql.toy import MODES, ToyBudget, bandit_dataset, mode_shares
 
 
 def test_bandit_data_has_four_equal_modes_with_their_rewards():
@@ -47,6 +48,8 @@ def test_toy_command_writes_plot_and_shares_bc_keeps_all_modes_ql_prefers_the_be
     assert (out / "toy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     run = json.loads((out / "run.json").read_text())
     assert run["configs"]["diffusion_ql"]["eta"] == 2.5 and "torch" in run["versions"]
+    # The toy's schedule, not bandit_config's constant one, reaches both policies.
+    assert {c["lr_schedule"] for c in run["configs"].values()} == {ToyBudget().lr_schedule}
     # How long each policy trained, and on how many threads.
     assert set(run["train_seconds"]) == set(summary)
     assert all(seconds > 0 for seconds in run["train_seconds"].values())
@@ -71,12 +74,16 @@ def test_toy_refuses_impossible_budget(tmp_path):
     assert "T=0" in completed.stderr and not (Path(tmp_path) / "summary.json").exists()
 
 
-def test_toy_refuses_two_precisions_before_training(tmp_path):
-    """--precision and --set precision= both given: one line naming both, nothing written."""
+@pytest.mark.parametrize(
+    ("flag", "field", "value"),
+    [("--precision", "precision", "bf16"), ("--lr-schedule", "lr_schedule", "constant")],
+)
+def test_toy_refuses_a_flag_and_its_set_both_before_training(tmp_path, flag, field, value):
+    """--X and --set x= both given: one line naming both, nothing written."""
     command = [sys.executable, "-m", "dql", "toy", "--out", str(tmp_path / "toy")]
-    command += ["--precision", "bf16", "--set", "precision=fp32"]
+    command += [flag, value, "--set", f"{field}={value}"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 2, completed.stderr
-    assert "--precision and --set precision=" in completed.stderr
+    assert f"{flag} and --set {field}=" in completed.stderr
     assert "Traceback" not in completed.stderr
     assert not (tmp_path / "toy").exists()
