@@ -1,9 +1,10 @@
 """Does learning hold in bf16? The same seeds trained in fp32 and bf16, side by side.
 
-    python bench/bf16_learning.py [--toy-steps 2000] [--hopper-steps 300] [--json PATH]
+    python bench/bf16_learning.py [--toy-steps N] [--hopper-steps 300] [--json PATH]
 
-1. The paper's 2D bandit at the toy's budget (``python -m dql toy``): both policies, each
-   precision; mode shares of 1000 sampled actions and the loss curves (epoch means).
+1. The paper's 2D bandit at the toy's budget (``python -m dql toy``; ``--toy-steps N`` gives
+   each policy N steps instead): both policies, each precision; mode shares of 1000 sampled
+   actions and the loss curves (epoch means).
 2. Hopper sizes on real data (random-policy Hopper-v5 rollouts made here, the
    hopper-medium-v2 preset): per-step losses of the first ``--hopper-steps`` steps.
 Prints the shares, the curves at a few points, their largest relative difference and the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +29,12 @@ from dql.toy import BEST_MODE, STATE_DIM, ToyBudget, bandit_dataset, train_bandi
 PRECISIONS = ("fp32", "bf16")
 
 
-def toy(steps: int) -> dict:
+def toy(steps: int | None) -> dict:
     data = bandit_dataset(seed=0)
     out: dict = {}
+    toy_budget = ToyBudget() if steps is None else ToyBudget(bc_steps=steps, ql_steps=steps)
     for precision in PRECISIONS:
-        budget = ToyBudget(bc_steps=steps, ql_steps=steps, precision=precision)
+        budget = replace(toy_budget, precision=precision)
         for name in ("diffusion_bc", "diffusion_ql"):
             curve: list[tuple[float, float]] = []
             started = time.perf_counter()
@@ -113,7 +116,7 @@ def hopper(steps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--toy-steps", type=int, default=ToyBudget().ql_steps)
+    parser.add_argument("--toy-steps", type=int, help="steps per policy (default: the toy's)")
     parser.add_argument("--hopper-steps", type=int, default=300)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
