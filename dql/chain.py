@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dql.networks import affine, mish_with_derivative
+from dql.networks import affine, as_linear_weight, mish_with_derivative
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ def run_chain(
     w1, b1, w2, b2, w3, b3, w4, b4 = weights
     if low is not None:  # cast once for the whole chain
         w2, w3 = w2.to(low), w3.to(low)
+    w4_rows = as_linear_weight(w4)  # the narrow output layer as nn.Linear multiplies it
     K, T, n, A = draws.shape
     D, H = time_embedding.shape[-1], w2.shape[-1]
     w1_x, w1_t, w1_s = w1[:, :A], w1[:, A : A + D], w1[:, A + D :]
@@ -115,7 +116,7 @@ def run_chain(
         h = layer(torch.baddbmm(state_part, x, w1_x).add_(time_part[:, i : i + 1]), "h1", k)
         h = layer(affine(b2, h, w2, low), "h2", k)
         h = layer(affine(b3, h, w3, low), "h3", k)
-        eps = torch.baddbmm(b4.unsqueeze(1), h, w4)
+        eps = torch.baddbmm(b4.unsqueeze(1), h, w4_rows.mT)
         x, inside = reverse_step(c, x, eps, i, draws[:, k + 1] if i > 0 else None, keep)
         if keep:
             saved["inside"].append(inside)
@@ -143,7 +144,7 @@ class ReverseChain(torch.autograd.Function):
         )
         c, low = ctx.constants, ctx.low
         K, T, n, A = xs.shape
-        w2t, w3t = _t(w2), _t(w3)
+        w2t, w3t, w4_rows = _t(w2), _t(w3), as_linear_weight(w4)
         if low is not None:  # cast once for the whole chain
             w2t, w3t = w2t.to(low), w3t.to(low)
         s1, s2, s3, inside = (per_step[j * T : (j + 1) * T] for j in range(4))
@@ -157,7 +158,7 @@ class ReverseChain(torch.autograd.Function):
             i = T - 1 - k
             g_x0 = (g * c.mean_x0[i]).mul_(inside[k])
             torch.mul(g_x0, -c.recipm1[i], out=g_eps[:, k])
-            torch.bmm(g_eps[:, k], _t(w4), out=g_z3[:, k]).mul_(s3[k])
+            torch.bmm(g_eps[:, k], w4_rows, out=g_z3[:, k]).mul_(s3[k])
             _product(g_z3[:, k], w3t, low, out=g_z2[:, k], scale=s2[k])
             _product(g_z2[:, k], w2t, low, out=g_z1[:, k], scale=s1[k])
             g_x = g_x0.mul_(c.recip[i]).add_(g, alpha=c.mean_xt[i])
@@ -177,8 +178,10 @@ class ReverseChain(torch.autograd.Function):
             dim=1,
         )
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
-        for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low), (h3, g_eps, None)):
+        for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low)):
             grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
+        # The narrow output layer's as g^T h, the fast form (networks.NARROW_OUTPUTS).
+        grads += [torch.bmm(_t(rows(g_eps)), rows(h3)).mT, g_eps.sum(dim=(1, 2))]
         grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[4] else None
         grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[3] else None
         return None, None, None, grad_states, grad_time, *grads
