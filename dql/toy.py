@@ -117,10 +117,11 @@ class ToyBudget:
     train at lr 2e-3 decayed to zero by a per-step cosine: diffusion BC for 2000 steps, where it
     keeps all four modes, and Diffusion-QL for 10000. At a constant rate Diffusion-QL's share of
     the best mode swings by tens of points from one check to the next (the policy follows the
-    critic's extrapolation past the data); a rate that reaches zero freezes a good state.
-    Measured with seeds 0-7: 81.0-97.1% of sampled actions within 0.2 of the best mode, against
-    69.0-97.2% (two seeds at 69%) when the same schedule ends after 8000 steps and 77% for
-    seeds 0 and 1 after 6000; diffusion BC kept 20-27% in each mode. The time embedding keeps
+    critic's extrapolation past the data); a rate that reaches zero freezes a state, mostly a
+    good one. Measured with seeds 0-7: 14 of 16 runs (two roundings of the same code, README)
+    put 80% or more of sampled actions within 0.2 of the best mode, the other two 66-72% with
+    the rest in the clamped corner; after 8000 steps two seeds of eight ended at 69%, and after
+    6000 seeds 0 and 1 at 77%. Diffusion BC kept 20-27% in each mode. The time embedding keeps
     the main code's 16 (4 made BC slower to separate the modes in this budget).
     """
 
