@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
-from dql.networks import affine, as_linear_weight, mish_with_derivative
+from dql.networks import (
+    affine,
+    as_linear_weight,
+    linear_rows_affine,
+    linear_rows_weight_grad,
+    mish_with_derivative,
+)
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def run_chain(
         h = layer(torch.baddbmm(state_part, x, w1_x).add_(time_part[:, i : i + 1]), "h1", k)
         h = layer(affine(b2, h, w2, low), "h2", k)
         h = layer(affine(b3, h, w3, low), "h3", k)
-        eps = torch.baddbmm(b4.unsqueeze(1), h, w4_rows.mT)
+        eps = linear_rows_affine(b4, h, w4_rows)
         x, inside = reverse_step(c, x, eps, i, draws[:, k + 1] if i > 0 else None, keep)
         if keep:
             saved["inside"].append(inside)
@@ -180,8 +186,7 @@ class ReverseChain(torch.autograd.Function):
         grads = [grad_w1, g1_by_sample.sum(dim=1)]
         for h, g_next, dtype in ((h1, g_z2, low), (h2, g_z3, low)):
             grads += [_product(_t(rows(h)), rows(g_next), dtype), g_next.sum(dim=(1, 2))]
-        # The narrow output layer's as g^T h, the fast form (networks.NARROW_OUTPUTS).
-        grads += [torch.bmm(_t(rows(g_eps)), rows(h3)).mT, g_eps.sum(dim=(1, 2))]
+        grads += [linear_rows_weight_grad(rows(g_eps), rows(h3)), g_eps.sum(dim=(1, 2))]
         grad_time = torch.bmm(g1_by_step, _t(w1_t)) if ctx.needs_input_grad[4] else None
         grad_states = torch.bmm(g1_by_sample, _t(w1_s)) if ctx.needs_input_grad[3] else None
         return None, None, None, grad_states, grad_time, *grads

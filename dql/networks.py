@@ -127,28 +127,44 @@ def as_linear_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.mT.clone(memory_format=torch.contiguous_format)
 
 
+def is_narrow(weight: torch.Tensor) -> bool:
+    """Whether a (K, in, out) weight's products take nn.Linear's layout (``NARROW_OUTPUTS``)."""
+    return weight.shape[-1] < NARROW_OUTPUTS
+
+
+def linear_rows_affine(bias: torch.Tensor, x: torch.Tensor, weight_rows: torch.Tensor):
+    """bias + x @ weight_rows^T for (K, n, in) x and (K, out, in) weights (``as_linear_weight``),
+    rounded as ``nn.Linear`` rounds it: one output goes through the transposed product."""
+    if weight_rows.shape[-2] == 1:
+        return torch.baddbmm(bias.unsqueeze(2), weight_rows, x.mT).mT
+    return torch.baddbmm(bias.unsqueeze(1), x, weight_rows.mT)
+
+
+def linear_rows_weight_grad(grad: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The (K, in, out) weight gradient x^T grad, formed as (grad^T x)^T: nn.Linear's product,
+    off the slow path for narrow outputs."""
+    return torch.bmm(grad.mT, x).mT
+
+
 class _NarrowAffine(torch.autograd.Function):
     """bias + x @ weight with a narrow weight, as ``nn.Linear`` computes it, both ways.
 
     Forward, input gradient and weight gradient are the products ``nn.Linear`` and its
-    backward make (the weight in (out, in) layout; its gradient formed as g^T x), so they
-    agree with a ``nn.Linear`` of the same weights bit for bit; autograd's own backward of
-    ``baddbmm`` would form x^T g, the slow path (``NARROW_OUTPUTS``).
+    backward make, so they agree with a ``nn.Linear`` of the same weights bit for bit;
+    autograd's own backward of ``baddbmm`` would form x^T g, the slow path.
     """
 
     @staticmethod
     def forward(ctx, bias, x, weight):
         weight_rows = as_linear_weight(weight)
         ctx.save_for_backward(x, weight_rows)
-        if weight.shape[-1] == 1:  # one output (a Q value): nn.Linear's rounding this way
-            return torch.baddbmm(bias.unsqueeze(2), weight_rows, x.mT).mT
-        return torch.baddbmm(bias.unsqueeze(1), x, weight_rows.mT)
+        return linear_rows_affine(bias, x, weight_rows)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight_rows = ctx.saved_tensors
         grad_x = torch.bmm(grad, weight_rows) if ctx.needs_input_grad[1] else None
-        grad_weight = torch.bmm(grad.mT, x).mT if ctx.needs_input_grad[2] else None
+        grad_weight = linear_rows_weight_grad(grad, x) if ctx.needs_input_grad[2] else None
         grad_bias = grad.sum(dim=1) if ctx.needs_input_grad[0] else None
         return grad_bias, grad_x, grad_weight
 
@@ -163,7 +179,7 @@ def affine(
     everything around it, is fp32. Only the product's inputs and its output are rounded.
     """
     if low is None:
-        if weight.shape[-1] < NARROW_OUTPUTS:
+        if is_narrow(weight):
             return _NarrowAffine.apply(bias, x, weight)
         return torch.baddbmm(bias.unsqueeze(1), x, weight)
     return torch.add(bias.unsqueeze(1), torch.bmm(x.to(low), weight.to(low)))
@@ -202,7 +218,7 @@ class MemberLinear(nn.Module):
         if x.dim() == 2:  # a plain batch for a single-member layer
             if self.members != 1:
                 raise ValueError(f"a {self.members}-member layer needs (K, n, in) inputs")
-            if self.product_dtype is None and self.out_features >= NARROW_OUTPUTS:
+            if self.product_dtype is None and not is_narrow(self.weight):
                 return torch.addmm(self.bias[0], x, self.weight[0])
             return affine(self.bias, x.unsqueeze(0), self.weight, self.product_dtype).squeeze(0)
         return affine(self.bias, x, self.weight, self.product_dtype)
