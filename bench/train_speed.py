@@ -11,9 +11,10 @@ without max-Q backup (10 next actions per state). ``--sizes bandit``: the 2D ban
 ``python -m dql toy`` instead (T = 50, batch 100, width 128, eta 2.5, no critic target).
 For each K it reports member-steps per second (gradient steps per second summed over the K
 members) and the fraction of this machine's matrix-multiply peak that reaches; the peak is
-measured in the same run, and the FLOPs of one member-step are counted by torch's
-FlopCounterMode. ``--threads``: each thread setting in turn; ``auto`` is dql's thread policy
-(``dql.threads``), decided on the idle machine and then left to revise itself.
+measured in the same run at the thread count each row ran at, and the FLOPs of one
+member-step are counted by torch's FlopCounterMode. ``--threads``: each thread setting in
+turn; ``auto`` is dql's thread policy (``dql.threads``), decided on the idle machine and then
+left to revise itself.
 
 ``--kernels eager,compiled``: each ``DQLConfig.kernels`` setting, timed in alternating chunks
 within every row (one line each), so their ratio is taken in the same seconds; the first
@@ -80,7 +81,8 @@ def hopper_sized_transitions(seed: int = 0) -> Transitions:
 
 
 def matmul_peak_gflops(device: torch.device, seconds: float = 3.0) -> float:
-    """Best sustained float32 GFLOP/s of square matrix products (all threads), over sizes."""
+    """Best sustained float32 GFLOP/s of square matrix products at torch's current thread
+    count, over sizes."""
     best = 0.0
     for n in (512, 1024, 2048):
         a, b = (torch.randn(n, n, device=device) for _ in range(2))
@@ -96,6 +98,15 @@ def matmul_peak_gflops(device: torch.device, seconds: float = 3.0) -> float:
             sync(device)
             best = max(best, reps * 2 * n**3 / (time.perf_counter() - started) / 1e9)
     return best
+
+
+def peaks_by_threads(device: torch.device, peaks: dict[int, float], counts: list[int]) -> dict:
+    """``peaks`` with the matrix peak at each of ``counts`` threads measured (again)."""
+    peaks = dict(peaks)
+    for count in counts:
+        torch.set_num_threads(count)
+        peaks[count] = max(peaks.get(count, 0.0), matmul_peak_gflops(device))
+    return peaks
 
 
 def replay_dims(replay: DeviceReplay) -> tuple[int, int]:
@@ -398,7 +409,9 @@ def main(argv: list[str] | None = None) -> dict:
         if authors is not None:
             authors = (authors, data)
     set_threads(settings[0])
-    peak = matmul_peak_gflops(device)  # measured again after the rows; the larger counts
+    # The peak at each thread count a row ran at (a 2-thread row against the 1-thread peak
+    # would read twice too high); measured before and after the rows, the larger counts.
+    peaks = {torch.get_num_threads(): matmul_peak_gflops(device)}
     print(
         f"device {device}, {len(os.sched_getaffinity(0))} cores allowed, threads {settings}, "
         f"busy neighbours {args.contention} ({args.busy}), load {os.getloadavg()}"
@@ -432,11 +445,16 @@ def main(argv: list[str] | None = None) -> dict:
                     row, line = result_row(rates, j, k, max_q, precision, kk, setting, flops)
                     results.append(row)
                     print(line, flush=True)
+    peaks = peaks_by_threads(device, peaks, sorted({row["threads"] for row in results}))
     set_threads(settings[0])
-    peak = max(peak, matmul_peak_gflops(device))
-    print(f"\nmatmul peak: {peak:.0f} GFLOP/s (best of before and after the rows)")
+    print(
+        "\nmatmul peak: "
+        + ", ".join(f"{peak:.0f} GFLOP/s on {n} thread(s)" for n, peak in sorted(peaks.items()))
+        + " (best of before and after the rows)"
+    )
     for row in results:
-        row["fraction_of_peak"] = row["member_steps_per_s"] * row["gflop_per_member_step"] / peak
+        rate = row["member_steps_per_s"] * row["gflop_per_member_step"]
+        row["fraction_of_peak"] = rate / peaks[row["threads"]]
     print(
         "fraction of fp32 peak (K, max-Q, precision, kernels, threads): "
         + ", ".join(
@@ -449,7 +467,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.contention:
         print_against_single_thread(results)
     report = {
-        "matmul_peak_gflops": peak,
+        "matmul_peak_gflops_by_threads": peaks,
         "device": str(device),
         "threads": settings,
         "contention": args.contention,
