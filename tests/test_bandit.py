@@ -8,7 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dql.toy import MODES, ToyBudget, bandit_dataset, mode_shares
+from dql.toy import (
+    BEST_MODE,
+    MODES,
+    PICTURE_BEST_SHARE,
+    PICTURE_MODE_FLOOR,
+    ToyBudget,
+    bandit_dataset,
+    mode_shares,
+    picture_check,
+    quadrant_shares,
+)
 
 
 def test_bandit_data_has_four_equal_modes_with_their_rewards():
@@ -62,6 +72,52 @@ def test_toy_command_writes_plot_and_shares_bc_keeps_all_modes_ql_prefers_the_be
     assert quadrants["diffusion_ql"]["down_right"] >= 0.5, quadrants
     assert quadrants["diffusion_ql"]["down_right"] > quadrants["diffusion_bc"]["down_right"] + 0.2
     assert quadrants["diffusion_ql"]["down_left"] < 0.05, quadrants  # the worst mode is left
+
+    # The verdict on the paper's picture comes from these very shares, and is printed.
+    picture = run["picture"]
+    assert picture["bc_smallest_mode_share"] == min(summary["diffusion_bc"].values())
+    assert picture["ql_best_mode_share"] == summary["diffusion_ql"][BEST_MODE]
+    assert picture["ql_best_quadrant_share"] == quadrants["diffusion_ql"][BEST_MODE]
+    expected = picture["ql_best_mode_share"] >= PICTURE_BEST_SHARE and picture["bc_keeps_all_modes"]
+    assert picture["reproduced"] is expected
+    verdict = "yes" if expected else "no"
+    assert f"the paper's picture: {verdict}." in completed.stdout
+
+
+def _policy_actions(centres_and_counts, rng):
+    """Actions around the given points, as a trained policy might sample them."""
+    return np.concatenate(
+        [rng.normal(centre, 0.03, size=(count, 2)) for centre, count in centres_and_counts]
+    ).clip(-1, 1)
+
+
+def test_picture_check_needs_every_bc_mode_and_most_ql_actions_on_the_best_mode():
+    rng = np.random.default_rng(0)
+    corner = (1.0, -1.0)  # the clamped corner beyond the best mode: in its quadrant, off it
+    best = MODES[BEST_MODE][0]
+    all_modes = _policy_actions([(c, 250) for c, _ in MODES.values()], rng)
+    three_modes = _policy_actions([(c, 333) for n, (c, _) in MODES.items() if n != "up_left"], rng)
+    on_best = _policy_actions([(best, 900), (corner, 100)], rng)
+    in_corner = _policy_actions([(best, 700), (corner, 300)], rng)
+
+    def check(bc, ql):
+        return picture_check(mode_shares(bc), mode_shares(ql), quadrant_shares(ql))
+
+    good = check(all_modes, on_best)
+    assert good.reproduced and good.bc_keeps_all_modes and good.ql_on_best_mode
+    assert "the paper's picture: yes." in good.summary()
+
+    cornered = check(all_modes, in_corner)
+    assert cornered.bc_keeps_all_modes and not cornered.ql_on_best_mode
+    assert not cornered.reproduced
+    assert cornered.ql_best_quadrant_share > 0.99  # the whole mass is in the best quadrant
+    assert cornered.ql_best_mode_share < PICTURE_BEST_SHARE
+    assert "clamped corner" in cornered.summary()
+
+    lost_mode = check(three_modes, on_best)
+    assert lost_mode.bc_smallest_mode_share < PICTURE_MODE_FLOOR
+    assert lost_mode.ql_on_best_mode and not lost_mode.reproduced
+    assert lost_mode.to_dict()["reproduced"] is False
 
 
 def test_toy_refuses_impossible_budget(tmp_path):
