@@ -128,6 +128,7 @@ def run_chain(
             saved["inside"].append(inside)
     if keep:
         saved["final_inside"] = ((x >= -c.max_action) & (x <= c.max_action)).to(x.dtype)
+        saved["w4_rows"] = w4_rows  # the backward multiplies with the same copy
     return x.clamp_(-c.max_action, c.max_action), saved
 
 
@@ -139,18 +140,19 @@ class ReverseChain(torch.autograd.Function):
         actions, saved = run_chain(c, draws, states, time_embedding, weights, True, low)
         kept = [saved[name] for name in ("x", "h1", "h2", "h3", "final_inside")]
         per_step = [t for name in ("s1", "s2", "s3", "inside") for t in saved[name]]
-        ctx.save_for_backward(states, time_embedding, *weights[0::2], *kept, *per_step)
+        w1_to_w3 = weights[0:6:2]  # the output layer's weight is kept as its (out, in) copy
+        ctx.save_for_backward(states, time_embedding, *w1_to_w3, saved["w4_rows"], *kept, *per_step)
         ctx.constants, ctx.low = c, low
         return actions
 
     @staticmethod
     def backward(ctx, grad_actions):
-        states, time_embedding, w1, w2, w3, w4, xs, h1, h2, h3, final_inside, *per_step = (
+        states, time_embedding, w1, w2, w3, w4_rows, xs, h1, h2, h3, final_inside, *per_step = (
             ctx.saved_tensors
         )
         c, low = ctx.constants, ctx.low
         K, T, n, A = xs.shape
-        w2t, w3t, w4_rows = _t(w2), _t(w3), as_linear_weight(w4)
+        w2t, w3t = _t(w2), _t(w3)
         if low is not None:  # cast once for the whole chain
             w2t, w3t = w2t.to(low), w3t.to(low)
         s1, s2, s3, inside = (per_step[j * T : (j + 1) * T] for j in range(4))
