@@ -317,6 +317,8 @@ def _wait_for_a_trial_unknown_to_the_snapshot(
                 if key.startswith("confirm_trial:")
             ]
             for trial_id, now in trials:
+                if trial_id is None:  # asked of the study, its Tune id not yet recorded
+                    continue
                 checkpoint = f"sweep/trial_*_{trial_id}_*/checkpoint_*/rows.jsonl"
                 if (
                     now == state
