@@ -43,6 +43,9 @@ def _tanh_softplus(x: torch.Tensor):
 # than from memory (one layer of the chain, (8, 256, 256) into its strided buffer: 3.9 ms at
 # once, 1.3 ms in groups on one thread; 3.7 and 0.8 ms on two, timed here). A whole K = 8
 # step gained 8% on one thread in fp32 (bench/train_speed.py), nothing measurable otherwise.
+# Eager only: compiled (``dql.kernels``), inductor computes Mish and its derivative in one
+# loop over the whole activation, from registers, which grouping would only split into a loop
+# per group (the compiled step gained 8-10% at K = 8 on 1 and 2 threads, 1-2% at K = 1).
 CHUNK_ELEMENTS = 1 << 16
 
 
@@ -56,10 +59,11 @@ def mish_with_derivative(
     d mish / dx = tanh(softplus(x)) + x s sech^2(softplus(x)), sech^2 = (2 u / (1 + u^2))^2.
     Intermediates are reused in place: fewer full-size tensors per activation. ``out``, where
     given, receives mish(x) (a slice of the caller's buffer: no copy afterwards). Stacked
-    members (K, n, features) go through in groups of members of about ``CHUNK_ELEMENTS``;
-    each element's arithmetic is the same either way.
+    members (K, n, features) go through in groups of members of about ``CHUNK_ELEMENTS``
+    (eagerly; compiled, at once); each element's arithmetic is the same either way.
     """
-    if x.dim() == 3 and x.shape[0] > 1 and x.numel() > CHUNK_ELEMENTS:
+    grouped = x.dim() == 3 and x.shape[0] > 1 and x.numel() > CHUNK_ELEMENTS
+    if grouped and not torch.compiler.is_compiling():
         group = max(1, CHUNK_ELEMENTS // x[0].numel())
         value = torch.empty_like(x) if out is None else out
         derivative = torch.empty_like(x) if need_derivative else None
