@@ -21,7 +21,14 @@ from dql.diffusion import DiffusionPolicy
 from dql.kernels import check_compiler, compile_graph
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
 from dql.networks import TwinCritic, use_low_precision
-from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
+from dql.optim import (
+    adam_step,
+    clip_grad_norm,
+    ema_action,
+    forget_gradients,
+    lr_factor,
+    polyak_,
+)
 from dql.replay import Batch, DeviceReplay
 from dql.threads import revise_threads
 
@@ -213,10 +220,10 @@ class DiffusionQL:
         self._set_learning_rates()
 
         loss_critic, q1, q2, target_q = self._critic_losses(batch, draws)
-        self.critic_optimizer.zero_grad(set_to_none=True)
+        forget_gradients(self._critic_params)
         loss_critic.sum().backward()
         critic_grad_norm = clip_grad_norm(self._critic_params, cfg.grad_norm, K)
-        self.critic_optimizer.step()
+        adam_step(self.critic_optimizer)
 
         # Compiled, the critic's backward would form its weight gradients, which the actor's
         # backward does not want (eager autograd skips them by itself: inputs= below).
@@ -226,10 +233,10 @@ class DiffusionQL:
         bc_loss, q_loss, actor_loss = self._actor_losses(batch, draws)
         if frozen:
             self.critic.requires_grad_(True)
-        self.actor_optimizer.zero_grad(set_to_none=True)
+        forget_gradients(self._actor_params)
         actor_loss.sum().backward(inputs=self._actor_params)  # critic weights untouched
         actor_grad_norm = clip_grad_norm(self._actor_params, cfg.grad_norm, K)
-        self.actor_optimizer.step()
+        adam_step(self.actor_optimizer)
 
         # Targets: Polyak critic every step; EMA actor on its own schedule.
         polyak_(self._critic_target_params, self._critic_params, cfg.tau)

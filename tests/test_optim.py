@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dql.optim import clip_grad_norm, ema_action, lr_factor, polyak_
+from dql.optim import adam_step, clip_grad_norm, ema_action, forget_gradients, lr_factor, polyak_
 
 
 def test_released_cosine_in_effect_never_decays():
@@ -53,3 +53,32 @@ def test_grad_clipping_returns_the_norm_before_clipping():
     p.grad = torch.tensor([3.0, 4.0])
     assert clip_grad_norm([p], 0.0).item() == pytest.approx(5.0)  # 0 disables clipping
     torch.testing.assert_close(p.grad, torch.tensor([3.0, 4.0]))
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_step_is_adam_step_bit_for_bit_as_the_rate_changes(fused):
+    """The direct fused call updates weights, moments and step counts exactly as
+    ``Adam.step`` does, from the first step (which creates the state) on, with the learning
+    rate changed between steps as the agent's schedule changes it."""
+    torch.manual_seed(0)
+    shapes = [(2, 30, 256), (2, 256), (2, 256, 1), (2, 1)]
+    initial = [torch.randn(s) for s in shapes]
+    copies = [[torch.nn.Parameter(t.clone()) for t in initial] for _ in range(2)]
+    optimizers = [torch.optim.Adam(ps, lr=3e-4, fused=fused, foreach=not fused) for ps in copies]
+    for step in range(6):
+        grads = [torch.randn(s) for s in shapes]
+        for params, optimizer, take_step in zip(
+            copies, optimizers, (lambda o: o.step(), adam_step), strict=True
+        ):
+            forget_gradients(params)
+            assert all(p.grad is None for p in params)
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.clone()
+            optimizer.param_groups[0]["lr"] = 3e-4 * (1 - step / 10)
+            take_step(optimizer)
+    for reference, direct in zip(*copies, strict=True):
+        assert torch.equal(reference, direct)
+        ref_state, direct_state = optimizers[0].state[reference], optimizers[1].state[direct]
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(ref_state[key], direct_state[key])
+    assert not torch.equal(copies[1][0], initial[0])  # it did move the weights
