@@ -18,7 +18,7 @@ import torch
 from dql.action_selection import select_actions
 from dql.config import DQLConfig
 from dql.diffusion import DiffusionPolicy
-from dql.kernels import check_compiler, compile_graph
+from dql.kernels import CompiledStep, check_compiler
 from dql.losses import backed_up_target, batch_mean, critic_loss, normalised_q_loss
 from dql.networks import TwinCritic, use_low_precision
 from dql.optim import (
@@ -141,12 +141,6 @@ class DiffusionQL:
         # ema_start_step); it is used only for critic targets.
         self.ema_actor = copy.deepcopy(self.actor).requires_grad_(False)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        # kernels="compiled" (``dql.kernels``): each half of the step's losses, forward and
-        # backward, is one compiled graph; a missing compiler is raised here.
-        if config.kernels == "compiled":
-            check_compiler(self.device)
-            self._critic_losses = compile_graph(self._critic_losses)
-            self._actor_losses = compile_graph(self._actor_losses)
         self.actor_optimizer = _adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = _adam(self.critic.parameters(), config.effective_critic_lr)
         # Fixed parameter lists, built once: the hot path reuses them every step.
@@ -156,6 +150,12 @@ class DiffusionQL:
         self._critic_target_params = list(self.critic_target.parameters())
         self.generators = [torch.Generator(self.device).manual_seed(s) for s in train_seeds]
         self.step = 0  # gradient steps taken (by every member)
+        # kernels="compiled" (``dql.kernels``): the whole step is one compiled graph from the
+        # second step on; a missing compiler is raised here.
+        self._compiled_step = None
+        if config.kernels == "compiled":
+            check_compiler(self.device)
+            self._compiled_step = CompiledStep(self)
 
     @property
     def generator(self) -> torch.Generator:
@@ -218,6 +218,10 @@ class DiffusionQL:
         """
         cfg, K = self.config, self.members
         self._set_learning_rates()
+        if self._compiled_step is not None and self._compiled_step.ready():
+            metrics = self._compiled_step(batch, draws)
+            self.step += 1
+            return metrics
 
         loss_critic, q1, q2, target_q = self._critic_losses(batch, draws)
         forget_gradients(self._critic_params)
@@ -225,14 +229,7 @@ class DiffusionQL:
         critic_grad_norm = clip_grad_norm(self._critic_params, cfg.grad_norm, K)
         adam_step(self.critic_optimizer)
 
-        # Compiled, the critic's backward would form its weight gradients, which the actor's
-        # backward does not want (eager autograd skips them by itself: inputs= below).
-        frozen = cfg.kernels == "compiled"
-        if frozen:
-            self.critic.requires_grad_(False)
         bc_loss, q_loss, actor_loss = self._actor_losses(batch, draws)
-        if frozen:
-            self.critic.requires_grad_(True)
         forget_gradients(self._actor_params)
         actor_loss.sum().backward(inputs=self._actor_params)  # critic weights untouched
         actor_grad_norm = clip_grad_norm(self._actor_params, cfg.grad_norm, K)

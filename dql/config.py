@@ -82,8 +82,9 @@ class DQLConfig:
     # and accumulate in fp32 (AMX on recent Intel CPUs, tensor cores on GPUs); weights,
     # activations, losses, targets and Adam stay fp32 (dql/networks.py, ``MemberLinear``).
     precision: Precision = "fp32"
-    # "compiled": torch.compile makes each half of the step's losses (critic; actor through
-    # the whole reverse chain) one graph, forward and backward (dql/kernels.py).
+    # "compiled": torch.compile makes the whole update step one graph: both losses (the
+    # actor's through the whole reverse chain), their gradients, clipping, Adam, Polyak and
+    # EMA (dql/kernels.py).
     # Needs a C++ compiler on CPU (checked before training); agrees with "eager" to float
     # rounding, not bit for bit.
     kernels: Kernels = "eager"

@@ -43,9 +43,9 @@ def _tanh_softplus(x: torch.Tensor):
 # than from memory (one layer of the chain, (8, 256, 256) into its strided buffer: 3.9 ms at
 # once, 1.3 ms in groups on one thread; 3.7 and 0.8 ms on two, timed here). A whole K = 8
 # step gained 8% on one thread in fp32 (bench/train_speed.py), nothing measurable otherwise.
-# Eager only: compiled (``dql.kernels``), inductor computes Mish and its derivative in one
-# loop over the whole activation, from registers, which grouping would only split into a loop
-# per group (the compiled step gained 8-10% at K = 8 on 1 and 2 threads, 1-2% at K = 1).
+# Eager only: compiled (``dql.kernels``), Mish is plain arithmetic whose derivative the
+# compiler derives, and inductor computes both in one loop over the whole activation, from
+# registers (grouping split it into a loop per group: 8-10% slower at K = 8).
 CHUNK_ELEMENTS = 1 << 16
 
 
@@ -59,11 +59,11 @@ def mish_with_derivative(
     d mish / dx = tanh(softplus(x)) + x s sech^2(softplus(x)), sech^2 = (2 u / (1 + u^2))^2.
     Intermediates are reused in place: fewer full-size tensors per activation. ``out``, where
     given, receives mish(x) (a slice of the caller's buffer: no copy afterwards). Stacked
-    members (K, n, features) go through in groups of members of about ``CHUNK_ELEMENTS``
-    (eagerly; compiled, at once); each element's arithmetic is the same either way.
+    members (K, n, features) go through in groups of members of about ``CHUNK_ELEMENTS``;
+    each element's arithmetic is the same either way.
     """
     grouped = x.dim() == 3 and x.shape[0] > 1 and x.numel() > CHUNK_ELEMENTS
-    if grouped and not torch.compiler.is_compiling():
+    if grouped:
         group = max(1, CHUNK_ELEMENTS // x[0].numel())
         value = torch.empty_like(x) if out is None else out
         derivative = torch.empty_like(x) if need_derivative else None
@@ -110,6 +110,8 @@ class Mish(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.device.type != "cpu":
             return F.mish(x)
+        if torch.compiler.is_compiling():  # plain ops: the compiler derives and fuses the rest
+            return x * _tanh_softplus(x)[0]
         if x.requires_grad and torch.is_grad_enabled():
             return _MishFunction.apply(x)
         return mish_with_derivative(x, need_derivative=False)[0]
@@ -155,21 +157,30 @@ class _NarrowAffine(torch.autograd.Function):
 
     Forward, input gradient and weight gradient are the products ``nn.Linear`` and its
     backward make, so they agree with a ``nn.Linear`` of the same weights bit for bit;
-    autograd's own backward of ``baddbmm`` would form x^T g, the slow path.
+    autograd's own backward of ``baddbmm`` would form x^T g, the slow path. Written with
+    ``setup_context``, so that ``torch.func.grad`` (the compiled step, ``dql.kernels``) can
+    differentiate through it.
     """
 
     @staticmethod
-    def forward(ctx, bias, x, weight):
-        weight_rows = as_linear_weight(weight)
-        ctx.save_for_backward(x, weight_rows)
-        return linear_rows_affine(bias, x, weight_rows)
+    def forward(bias, x, weight):
+        return linear_rows_affine(bias, x, as_linear_weight(weight))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, x, weight = inputs
+        ctx.save_for_backward(x, weight)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight_rows = ctx.saved_tensors
-        grad_x = torch.bmm(grad, weight_rows) if ctx.needs_input_grad[1] else None
-        grad_weight = linear_rows_weight_grad(grad, x) if ctx.needs_input_grad[2] else None
-        grad_bias = grad.sum(dim=1) if ctx.needs_input_grad[0] else None
+        x, weight = ctx.saved_tensors
+        # Traced under torch.func.grad by torch.compile, needs_input_grad reads False for the
+        # weights being differentiated (torch 2.13): there every gradient is formed, and the
+        # compiler drops those nobody uses.
+        needed = [n or torch.compiler.is_compiling() for n in ctx.needs_input_grad]
+        grad_x = torch.bmm(grad, as_linear_weight(weight)) if needed[1] else None
+        grad_weight = linear_rows_weight_grad(grad, x) if needed[2] else None
+        grad_bias = grad.sum(dim=1) if needed[0] else None
         return grad_bias, grad_x, grad_weight
 
 

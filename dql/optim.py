@@ -1,4 +1,5 @@
-"""Learning-rate schedules, the EMA schedule, Polyak averaging and gradient-norm clipping."""
+"""Learning-rate schedules, the EMA schedule, Polyak averaging, gradient-norm clipping and
+the Adam steps of the update."""
 
 from __future__ import annotations
 
@@ -61,7 +62,17 @@ def clip_grad_norm(
     own copies only, so each member is clipped as if it were trained alone. No host sync.
     Returns a scalar for ``members=1``, else shape (K,).
     """
-    grads = [p.grad for p in parameters if p.grad is not None]
+    norms = clip_member_gradients_(
+        [p.grad for p in parameters if p.grad is not None], max_norm, members
+    )
+    return norms[0] if members == 1 else norms
+
+
+def clip_member_gradients_(
+    grads: list[torch.Tensor], max_norm: float, members: int
+) -> torch.Tensor:
+    """``clip_grad_norm`` on the gradients themselves (contiguous, scaled in place): the
+    compiled step's gradients are values, not ``.grad``. Returns the (K,) norms before."""
     per_member = [g.view(-1, members, g[0].numel()) for g in grads]  # (blocks, K, rest)
     norms = torch.linalg.vector_norm(
         torch.stack([torch.linalg.vector_norm(g, dim=(0, 2)) for g in per_member]), dim=0
@@ -70,7 +81,7 @@ def clip_grad_norm(
         # As torch.nn.utils.clip_grad_norm_: scale by max_norm / (norm + 1e-6), never above 1.
         scale = (max_norm / (norms + 1e-6)).clamp_(max=1.0).view(1, members, 1)
         torch._foreach_mul_(per_member, [scale] * len(per_member))
-    return norms[0] if members == 1 else norms
+    return norms
 
 
 def adam_step(optimizer: torch.optim.Adam) -> None:
@@ -126,3 +137,34 @@ def forget_gradients(parameters: list[torch.nn.Parameter]) -> None:
     """``optimizer.zero_grad(set_to_none=True)`` for these parameters, without its overhead."""
     for p in parameters:
         p.grad = None
+
+
+def adam_update_(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    state: list[dict[str, torch.Tensor]],
+    lr: torch.Tensor,
+    optimizer: torch.optim.Adam,
+) -> None:
+    """One step of ``optimizer``'s Adam written as tensor arithmetic, for a compiled graph.
+
+    ``state`` holds each parameter's ``optimizer.state`` entry (``step``, ``exp_avg``,
+    ``exp_avg_sq``), updated in place, so checkpoints and a later ``optimizer.step()`` carry
+    on from it. ``lr`` is a tensor, so that a schedule does not recompile the graph. The same
+    formula as the fused kernel, to float rounding (``tests/test_optim.py``): inductor fuses
+    it into the step's own loops.
+    """
+    (group,) = optimizer.param_groups
+    if group["amsgrad"] or group["weight_decay"] or group["maximize"]:
+        raise ValueError("adam_update_ implements plain Adam (no amsgrad, weight decay, maximize)")
+    beta1, beta2 = group["betas"]
+    eps = group["eps"]
+    for p, g, s in zip(params, grads, state, strict=True):
+        s["step"].add_(1)
+        s["exp_avg"].lerp_(g, 1 - beta1)
+        s["exp_avg_sq"].mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        step = s["step"].double()  # bias corrections in double, as the fused kernel takes them
+        step_size = (lr / (1 - beta1**step)).float()
+        bias_correction2_sqrt = (1 - beta2**step).sqrt().float()
+        denominator = (s["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
+        p.sub_(step_size * s["exp_avg"] / denominator)

@@ -1,9 +1,10 @@
-"""kernels="compiled": each half of the step's losses one graph, forward and backward.
+"""kernels="compiled": the whole update step as one graph.
 
 The first compile in a fresh process takes 10-30 s per graph on 2 cores; inductor caches the
 kernels on disk for later runs.
 """
 
+import copy
 import os
 import subprocess
 import sys
@@ -28,9 +29,10 @@ def test_unknown_kernels_are_one_clear_error():
 def test_compiled_kernels_train_as_eager_step_by_step(precision):
     """Two stacked members, max-Q backup, 20 steps: every step's losses agree with eager.
 
-    Compiled are the critic's losses (with the target through the EMA actor's chain and the
-    target critic) and the actor's (BC loss, and the Q term through the live actor's chain
-    step by step), forward and backward; the critic is frozen for the Q term. fp32: they differ
+    Compiled is the whole step from the second on: the critic's loss (with the target through
+    the EMA actor's chain and the target critic) and the actor's (BC loss, and the Q term
+    through the live actor's chain step by step), their gradients, clipping, Adam, Polyak and
+    the EMA (synced, skipped and averaged here, at a decaying rate). fp32: they differ
     from eager by float rounding (measured: at most 7e-7 relative in any metric over the 20
     steps, grad norms included), so 1e-5 fails on any wrong value or derivative. bf16: a
     rounding difference can flip a bfloat16 rounding of a kept activation (2^-8 relative),
@@ -40,7 +42,9 @@ def test_compiled_kernels_train_as_eager_step_by_step(precision):
     """
     data = DeviceReplay(random_transitions(n=500, obs_dim=4, act_dim=2, seed=3))
     config = tiny_config(hidden_dim=128, batch_size=128, max_q_backup=True, max_q_backup_samples=3)
-    config = config.replace(precision=precision)
+    # A decaying rate, and an EMA actor that is synced, skipped and averaged within 20 steps.
+    schedules = dict(lr_schedule="cosine", ema_warmup="synced", ema_start_step=8, ema_every=2)
+    config = config.replace(precision=precision, **schedules)
     steps = {}
     for kernels in ("eager", "compiled"):
         ensemble = SeedEnsemble(config.replace(kernels=kernels), 4, 2, [0, 1])
@@ -68,16 +72,20 @@ def test_without_a_cpp_compiler_the_toy_stops_before_training_and_names_the_fix(
     assert not (tmp_path / "toy" / "summary.json").exists()
 
 
-def test_the_compiled_step_is_two_graphs_compiled_once_for_every_step():
-    """A learning rate that changes every step and the EMA switching on are not baked into a
-    graph (nor the coin, a tensor): the step compiles its two graphs (the critic's losses and
-    the actor's, each with its backward) at the first step, and never again."""
+def test_the_compiled_step_is_one_graph_compiled_once_for_every_step_and_a_resume():
+    """A learning rate that changes every step and the EMA switching on are not baked into
+    the graph (nor the coin, a tensor), nor is Adam's state, which a checkpoint replaces with
+    new tensors: the step compiles one graph (both halves, with their gradients, clipping,
+    Adam, Polyak and EMA) at its second step, and never again."""
     data = DeviceReplay(random_transitions(n=300, obs_dim=3, act_dim=2, seed=5))
     config = tiny_config(lr_schedule="cosine", ema_start_step=3, ema_every=1, kernels="compiled")
     ensemble = SeedEnsemble(config, 3, 2, [0, 1])
     counters = torch._dynamo.utils.counters
     before = counters["stats"]["unique_graphs"]
-    ensemble.train_epoch(data, 1)
-    assert counters["stats"]["unique_graphs"] - before == 2
+    ensemble.train_epoch(data, 2)
+    assert counters["stats"]["unique_graphs"] - before == 1
     ensemble.train_epoch(data, 8)
-    assert counters["stats"]["unique_graphs"] - before == 2
+    state = copy.deepcopy(ensemble.state_dict())
+    ensemble.load_state_dict(state)
+    ensemble.train_epoch(data, 2)
+    assert counters["stats"]["unique_graphs"] - before == 1

@@ -5,7 +5,15 @@ import math
 import pytest
 import torch
 
-from dql.optim import adam_step, clip_grad_norm, ema_action, forget_gradients, lr_factor, polyak_
+from dql.optim import (
+    adam_step,
+    adam_update_,
+    clip_grad_norm,
+    ema_action,
+    forget_gradients,
+    lr_factor,
+    polyak_,
+)
 
 
 def test_released_cosine_in_effect_never_decays():
@@ -81,4 +89,39 @@ def test_adam_step_is_adam_step_bit_for_bit_as_the_rate_changes(fused):
         ref_state, direct_state = optimizers[0].state[reference], optimizers[1].state[direct]
         for key in ("step", "exp_avg", "exp_avg_sq"):
             assert torch.equal(ref_state[key], direct_state[key])
+    assert not torch.equal(copies[1][0], initial[0])  # it did move the weights
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_adam_update_is_adam_to_float_rounding_as_the_rate_changes(compiled):
+    """The compiled step's Adam (tensor arithmetic, rate as a tensor) carries on from the
+    state a fused ``Adam.step`` made, and keeps weights, moments and step counts within
+    float rounding of ``Adam.step`` for 6 steps of a changing rate, eagerly and compiled."""
+    torch.manual_seed(0)
+    shapes = [(2, 30, 256), (2, 256), (2, 256, 1), (2, 1)]
+    initial = [torch.randn(s) for s in shapes]
+    copies = [[torch.nn.Parameter(t.clone()) for t in initial] for _ in range(2)]
+    optimizers = [torch.optim.Adam(ps, lr=3e-4, fused=True) for ps in copies]
+    update = torch.compile(adam_update_, fullgraph=True) if compiled else adam_update_
+    lr = torch.zeros(())
+    for step in range(6):
+        grads = [torch.randn(s) for s in shapes]
+        rate = 3e-4 * (1 - step / 10)
+        for p, q, g in zip(*copies, grads, strict=True):
+            p.grad, q.grad = g.clone(), g.clone()
+        optimizers[0].param_groups[0]["lr"] = rate
+        optimizers[0].step()
+        if step == 0:  # the first step makes the state, as the agent's eager first step does
+            optimizers[1].step()
+            continue
+        lr.fill_(rate)
+        with torch.no_grad():
+            state = [optimizers[1].state[p] for p in copies[1]]
+            update(copies[1], grads, state, lr, optimizers[1])
+    for reference, tensor_adam in zip(*copies, strict=True):
+        torch.testing.assert_close(tensor_adam, reference, rtol=1e-6, atol=1e-7)
+        ref_state, state = optimizers[0].state[reference], optimizers[1].state[tensor_adam]
+        assert state["step"].item() == ref_state["step"].item() == 6
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(state[key], ref_state[key], rtol=1e-6, atol=1e-7)
     assert not torch.equal(copies[1][0], initial[0])  # it did move the weights
