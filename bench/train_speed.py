@@ -148,7 +148,28 @@ Stepper = tuple[Callable[[int], object], int]
 def ours_stepper(config: DQLConfig, k: int, replay: DeviceReplay, device) -> Stepper:
     """K members of dql's SeedEnsemble; each call ends with its one host sync."""
     ensemble = SeedEnsemble(config, *replay_dims(replay), list(range(k)), device)
+    if config.kernels == "compiled":
+        compile_for_every_thread_count(ensemble, replay)
     return (lambda n: ensemble.train_epoch(replay, n)), k
+
+
+def compile_for_every_thread_count(ensemble: SeedEnsemble, replay: DeviceReplay) -> None:
+    """Compile the step's graph at every thread count the policy may choose, before timing.
+
+    torch.compile guards on the thread count, so the first step at a new count compiles the
+    graph again (once per count; seconds): were that left to the timed chunks, a policy that
+    moves between 1 and 2 threads would time a compilation.
+    """
+    before = torch.get_num_threads()
+    batch_size = ensemble.config.batch_size
+    try:
+        for threads in [before, *range(1, len(os.sched_getaffinity(0)) + 1)]:
+            torch.set_num_threads(threads)  # the first step (eager) makes Adam's state
+            for _ in range(2):
+                batch = replay.sample_members(batch_size, ensemble.generators)
+                ensemble.update_members(batch, ensemble.draw_step(batch_size))
+    finally:
+        torch.set_num_threads(before)
 
 
 def alternating_rates(steppers: list[Stepper], device: torch.device, seconds: float) -> list:
