@@ -15,7 +15,12 @@ busy time of the allowed cores (``/proc/stat``) minus this process's own CPU tim
 last window. The policy is revised during training (``revise_threads``, once per
 ``interval_s`` at most): down at once when a neighbour appears, up only after two idle
 windows in a row. Revising mid-run changes only the speed: training comes out bit for bit
-the same at 1 and 2 threads (``tests/test_threads.py`` checks it at Hopper sizes).
+the same at 1 and 2 threads (``tests/test_threads.py`` checks it at Hopper sizes). That holds
+for the default eager kernels. ``kernels="compiled"`` repeats bit for bit at a fixed count
+(``tests/test_kernels.py``), but inductor splits some of its reductions by the thread count,
+so its rounding depends on the counts the policy chose: at Hopper sizes, 1 and 2 threads
+differed by up to 2.4e-7 in the losses from the first compiled step on (6 December 2026).
+A compiled run that must repeat exactly fixes the count (``--threads``).
 
 Not touched: the OpenMP wait policy (it would have to be set before torch starts OpenMP).
 ``OMP_WAIT_POLICY=PASSIVE`` helped 2 threads under contention (23 against 5.7 steps/s, an

@@ -7,6 +7,16 @@ from dql.config import DQLConfig
 from dql.replay import Transitions
 
 
+@pytest.fixture
+def restore_threads():
+    """Tests that set torch's (process-wide) thread count give the old one back."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 def random_transitions(n: int = 512, obs_dim: int = 3, act_dim: int = 2, seed: int = 0):
     """Random transitions with a reward that depends on the action, some terminals."""
     rng = np.random.default_rng(seed)

@@ -16,13 +16,6 @@ from dql.threads import LoadSample, ThreadPolicy, allowed_cpus, threads_for
 
 
 @pytest.fixture
-def restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
 def busy_neighbour():
     """A real process keeping one core busy (``yes > /dev/null``), stopped afterwards."""
     proc = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL)
