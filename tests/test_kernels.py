@@ -94,13 +94,16 @@ def test_the_compiled_step_is_one_graph_compiled_once_for_every_step_and_a_resum
 def test_a_compiled_run_repeats_bit_for_bit_at_a_fixed_thread_count(restore_threads):
     """Compiled kernels may round otherwise than eager, but never differently from one run
     to the next: a kernel that adds in a varying order (an atomic scatter-add, say) fails
-    this. The count is fixed, because inductor splits some reductions by it (dql.threads)."""
+    this. The count is fixed, because inductor splits some reductions by it (dql.threads).
+    The second run starts from the first one's initial state, with the same compiled graph."""
     torch.set_num_threads(2)
     data = DeviceReplay(random_transitions(n=400, obs_dim=4, act_dim=2, seed=7))
     config = tiny_config(hidden_dim=64, batch_size=64, kernels="compiled")
+    ensemble = SeedEnsemble(config, 4, 2, [0, 1])
+    initial = copy.deepcopy(ensemble.state_dict())
     runs = []
     for _ in range(2):
-        ensemble = SeedEnsemble(config, 4, 2, [0, 1])
+        ensemble.load_state_dict(copy.deepcopy(initial))  # no Adam state: step 1 is eager again
         metrics = np.stack([ensemble.train_epoch(data, 1) for _ in range(12)])
         runs.append((metrics, [p.detach().clone() for p in ensemble.actor.parameters()]))
     (m1, p1), (m2, p2) = runs
