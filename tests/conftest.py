@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from dql.config import DQLConfig
 from dql.replay import Transitions
@@ -10,8 +11,6 @@ from dql.replay import Transitions
 @pytest.fixture
 def restore_threads():
     """Tests that set torch's (process-wide) thread count give the old one back."""
-    import torch
-
     before = torch.get_num_threads()
     yield
     torch.set_num_threads(before)
